@@ -1,0 +1,55 @@
+# Tingxie. `make run` and `make test` work on a fresh machine: they create .venv themselves.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+PORT ?= 8000
+export PORT
+
+.PHONY: setup venv system-deps migrate run worker web test lint bench clean
+
+setup: venv system-deps migrate
+
+venv: $(VENV)/.installed
+
+$(VENV)/.installed: requirements/base.txt requirements/asr.txt requirements/dev.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip wheel
+	$(PY) -m pip install -r requirements/dev.txt
+	touch $@
+
+# Debian packages the worker and the tests use; installed only when missing (needs root).
+SYSTEM_PACKAGES := espeak-ng sox ffmpeg chromium fonts-noto-cjk
+system-deps:
+	@missing=""; for p in $(SYSTEM_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi; \
+	  $$SUDO apt-get update -q && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -q --no-install-recommends $$missing; \
+	fi
+
+migrate: venv
+	$(PY) manage.py migrate --noinput -v0
+	$(PY) manage.py collectstatic --noinput -v0
+
+run: setup
+	./scripts/run.sh
+
+web: venv
+	$(VENV)/bin/gunicorn portal.wsgi -b 127.0.0.1:$(PORT) -w 1 --threads 16 --access-logfile -
+
+worker: venv
+	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster
+
+test: setup
+	DJANGO_SETTINGS_MODULE=portal.settings.test $(VENV)/bin/pytest $(PYTEST_ARGS)
+
+lint: venv
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+bench: setup
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) var test-output staticfiles

@@ -1,0 +1,125 @@
+"""Money writes. Each change of balance is one ledger entry written with the account row locked.
+
+Callers that already hold a transaction (job creation, job finalize) call these inside it;
+each function opens its own atomic block too, so it is safe on its own.
+"""
+
+from __future__ import annotations
+
+import math
+
+from django.conf import settings
+from django.db import IntegrityError, transaction
+
+from billing.lock_objects import account_lock
+from billing.models import BalanceAccount, LedgerEntry
+from portal.errors import InsufficientBalance, InvalidRequest
+
+Kind = LedgerEntry.Kind
+
+
+def account_ensure(*, tenant) -> BalanceAccount:
+    account, _ = BalanceAccount.objects.get_or_create(tenant=tenant)
+    return account
+
+
+def hold_amount(*, duration_s: float, model: str = "") -> int:
+    """The quoted maximum for a job: ceil(duration_s x MAX_TOKENS_PER_SECOND for the model)."""
+    rate = settings.MAX_TOKENS_PER_SECOND_BY_MODEL.get(model, settings.MAX_TOKENS_PER_SECOND)
+    return max(1, math.ceil(duration_s * rate))
+
+
+def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_delta: int = 0, **fields) -> LedgerEntry:
+    account.available += available_delta
+    account.held += held_delta
+    entry = LedgerEntry.objects.create(
+        tenant_id=account.tenant_id,
+        kind=kind,
+        available_delta=available_delta,
+        held_delta=held_delta,
+        available_after=account.available,
+        held_after=account.held,
+        **fields,
+    )
+    account.save(update_fields=["available", "held", "updated_at"])
+    return entry
+
+
+@transaction.atomic
+def tokens_grant(*, tenant, tokens: int, memo: str, actor=None, actor_label: str = "", kind: str = Kind.GRANT) -> LedgerEntry:
+    """Grant (positive) or adjust (either sign) a balance by hand; a memo is required."""
+    if not (memo or "").strip():
+        raise InvalidRequest("A memo is required for grants and adjustments.")
+    if kind not in (Kind.GRANT, Kind.ADJUSTMENT):
+        raise InvalidRequest(f"Unsupported manual entry kind {kind!r}.")
+    if kind == Kind.GRANT and tokens <= 0:
+        raise InvalidRequest("A grant must be a positive number of tokens; use an adjustment to remove tokens.")
+    if tokens == 0:
+        raise InvalidRequest("An adjustment of 0 tokens changes nothing.")
+    account = account_lock(tenant_id=tenant.pk)
+    return _write(account=account, kind=kind, available_delta=tokens, memo=memo.strip(), actor=actor, actor_label=actor_label)
+
+
+def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
+    """Move `tokens` from available to held for `job`; 402 if the balance is short."""
+    with transaction.atomic():
+        account = account_lock(tenant_id=tenant.pk)
+        if account.available < tokens:
+            raise InsufficientBalance(
+                f"This job needs up to {tokens} tokens but only {max(account.available, 0)} are available. "
+                "Buy tokens in the dashboard (Billing) or via POST /api/v1/billing/checkout.",
+                needed_tokens=tokens,
+                available_tokens=account.available,
+            )
+        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, job=job, actor_label="system")
+
+
+def hold_settle(*, job, tokens: int) -> tuple[int, LedgerEntry | None]:
+    """Debit min(tokens, hold) from the job's hold and release the rest. Call with the job row locked.
+
+    Returns the billed tokens. The unique (job, kind) constraints make a second settle fail.
+    """
+    with transaction.atomic():
+        account = account_lock(tenant_id=job.tenant_id)
+        held = job.held_tokens
+        billed = min(tokens, held)
+        debit = None
+        if billed > 0:
+            debit = _write(account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, job=job, actor_label="system")
+        rest = held - billed
+        if rest > 0:
+            _write(account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, job=job, actor_label="system")
+        return billed, debit
+
+
+def hold_release(*, job) -> LedgerEntry | None:
+    """Give a failed or canceled job's whole hold back. Call with the job row locked."""
+    with transaction.atomic():
+        if job.held_tokens <= 0 or LedgerEntry.objects.filter(job=job, kind__in=[Kind.RELEASE, Kind.DEBIT]).exists():
+            return None
+        account = account_lock(tenant_id=job.tenant_id)
+        return _write(
+            account=account, kind=Kind.RELEASE, available_delta=job.held_tokens, held_delta=-job.held_tokens, job=job, actor_label="system"
+        )
+
+
+def external_entry_write(
+    *, tenant, kind: str, tokens: int, external_ref: str, memo: str = "", actor_label: str = "stripe"
+) -> LedgerEntry | None:
+    """Credit (top-up, dispute reversal) or reverse (refund, dispute) tokens for an external object, at most once.
+
+    Returns None when an entry of this kind for `external_ref` already exists.
+    """
+    if kind not in LedgerEntry.EXTERNAL_KINDS:
+        raise InvalidRequest(f"Unsupported external entry kind {kind!r}.")
+    if not external_ref:
+        raise InvalidRequest("An external reference is required.")
+    try:
+        with transaction.atomic():
+            account = account_lock(tenant_id=tenant.pk)
+            if LedgerEntry.objects.filter(kind=kind, external_ref=external_ref).exists():
+                return None
+            return _write(account=account, kind=kind, available_delta=tokens, external_ref=external_ref, memo=memo, actor_label=actor_label)
+    except IntegrityError:
+        # A concurrent writer won the unique (kind, external_ref) race.
+        return None

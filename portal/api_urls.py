@@ -1,0 +1,8 @@
+"""The v1 API, one view per operation."""
+
+from django.urls import include, path
+
+urlpatterns = [
+    path("", include("transcription.api.urls")),
+    path("", include("billing.api.urls")),
+]

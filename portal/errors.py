@@ -1,0 +1,138 @@
+"""One domain error type and the one place that maps errors to {"error": {"code", "message"}}."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.http import Http404, JsonResponse
+from rest_framework import exceptions, status
+from rest_framework.response import Response
+from rest_framework.views import exception_handler
+
+
+class DomainError(Exception):
+    """A failure the caller can act on; `code` is stable and documented."""
+
+    code = "invalid_request"
+    status_code = 400
+
+    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, **extra: Any):
+        super().__init__(message)
+        self.message = message
+        if code:
+            self.code = code
+        if status_code:
+            self.status_code = status_code
+        self.extra = extra
+
+
+class NotFound(DomainError):
+    code = "not_found"
+    status_code = 404
+
+
+class InvalidRequest(DomainError):
+    code = "invalid_request"
+    status_code = 400
+
+
+class UnsupportedAudio(DomainError):
+    code = "unsupported_audio"
+    status_code = 400
+
+
+class FileTooLarge(DomainError):
+    code = "file_too_large"
+    status_code = 413
+
+
+class AudioTooLong(DomainError):
+    code = "audio_too_long"
+    status_code = 413
+
+
+class InsufficientBalance(DomainError):
+    code = "insufficient_balance"
+    status_code = 402
+
+
+class IdempotencyConflict(DomainError):
+    code = "idempotency_conflict"
+    status_code = 409
+
+
+class Conflict(DomainError):
+    code = "conflict"
+    status_code = 409
+
+
+def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"code": code, "message": message, **extra}}
+
+
+def _flatten(detail: Any, prefix: str = "") -> list[str]:
+    if isinstance(detail, dict):
+        out: list[str] = []
+        for key, value in detail.items():
+            name = "" if key == "non_field_errors" else f"{prefix}{key}"
+            out.extend(_flatten(value, f"{name}." if name else ""))
+        return out
+    if isinstance(detail, list):
+        out = []
+        for item in detail:
+            out.extend(_flatten(item, prefix))
+        return out
+    field = prefix.rstrip(".")
+    return [f"{field}: {detail}" if field else str(detail)]
+
+
+_DRF_CODES = {
+    exceptions.NotAuthenticated: ("invalid_api_key", 401),
+    exceptions.AuthenticationFailed: ("invalid_api_key", 401),
+    exceptions.NotFound: ("not_found", 404),
+    exceptions.PermissionDenied: ("permission_denied", 403),
+    exceptions.Throttled: ("rate_limited", 429),
+    exceptions.MethodNotAllowed: ("method_not_allowed", 405),
+    exceptions.UnsupportedMediaType: ("invalid_request", 415),
+    exceptions.ParseError: ("invalid_request", 400),
+    exceptions.NotAcceptable: ("invalid_request", 406),
+}
+
+
+def api_exception_handler(exc: Exception, context: dict) -> Response | None:
+    """DRF EXCEPTION_HANDLER: every error leaves in the documented shape."""
+    if isinstance(exc, DomainError):
+        return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
+    if isinstance(exc, RequestDataTooBig):
+        return Response(error_body("file_too_large", str(exc)), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
+    if isinstance(exc, Http404):
+        exc = exceptions.NotFound()
+    elif isinstance(exc, PermissionDenied):
+        exc = exceptions.PermissionDenied()
+    response = exception_handler(exc, context)
+    if response is None:
+        return None
+    if isinstance(exc, exceptions.ValidationError):
+        messages = _flatten(exc.detail)
+        response.data = error_body("invalid_request", "; ".join(messages) or "Invalid request.", fields=exc.detail)
+        response.status_code = 400
+        return response
+    code, status_code = "invalid_request", response.status_code
+    for klass, (mapped_code, mapped_status) in _DRF_CODES.items():
+        if isinstance(exc, klass):
+            code, status_code = mapped_code, mapped_status
+            break
+    message = str(exc.detail) if isinstance(exc, exceptions.APIException) else str(exc)
+    if code == "invalid_api_key":
+        message = (
+            "Missing or invalid API key. Send 'Authorization: Bearer <key>'; create keys in the dashboard "
+            "under API keys."
+        )
+    response.data = error_body(code, message)
+    response.status_code = status_code
+    return response
+
+
+def json_404(request, exception=None) -> JsonResponse:
+    return JsonResponse(error_body("not_found", "No such resource."), status=404)

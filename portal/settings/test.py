@@ -1,0 +1,13 @@
+"""Settings for the test suite (pytest-django); DATABASE_URL picks SQLite or PostgreSQL."""
+
+from .base import *  # noqa: F403
+from .base import BASE_DIR, env
+
+PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+ASR_MODEL = env("ASR_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "sensevoice_trained"))
+ASR_ENGINES["default"]["OPTIONS"]["model"] = ASR_MODEL  # noqa: F405
+API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")
+REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"submit": API_SUBMIT_RATE, "read": "10000/min"}  # noqa: F405
+CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
+STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405

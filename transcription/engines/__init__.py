@@ -1,0 +1,40 @@
+"""Engines by alias (settings.ASR_ENGINES), each built once per process on first use."""
+
+from __future__ import annotations
+
+import threading
+
+from django.conf import settings
+from django.utils.module_loading import import_string
+
+from transcription.engines.base import BaseEngine
+
+_lock = threading.Lock()
+_engines: dict[str, BaseEngine] = {}
+LOADS = {"count": 0}
+
+
+def get_engine(alias: str = "default") -> BaseEngine:
+    engine = _engines.get(alias)
+    if engine is not None:
+        return engine
+    with _lock:
+        engine = _engines.get(alias)
+        if engine is None:
+            config = settings.ASR_ENGINES[alias]
+            engine = import_string(config["BACKEND"])(**config.get("OPTIONS", {}))
+            _engines[alias] = engine
+            LOADS["count"] += 1
+        return engine
+
+
+def engine_model_name(alias: str = "default") -> str:
+    """The model identifier used for cache keys, without loading anything."""
+    return str(settings.ASR_ENGINES[alias].get("OPTIONS", {}).get("model", ""))
+
+
+def reset_engines() -> None:
+    with _lock:
+        for engine in _engines.values():
+            engine.close()
+        _engines.clear()

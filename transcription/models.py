@@ -1,0 +1,110 @@
+"""A transcription job. This row, not the task queue, is the truth about a job."""
+
+import uuid
+
+from django.conf import settings
+from django.db import models
+from django.db.models import Q
+
+
+def audio_upload_to(instance: "Transcription", filename: str) -> str:
+    # Never reuse the client's file name on disk.
+    return f"audio/{instance.tenant_id}/{instance.pk}"
+
+
+class Transcription(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        SUCCEEDED = "succeeded", "Succeeded"
+        FAILED = "failed", "Failed"
+        CANCELED = "canceled", "Canceled"
+
+    FINAL_STATUSES = (Status.SUCCEEDED, Status.FAILED, Status.CANCELED)
+
+    class Source(models.TextChoices):
+        API = "api", "API"
+        OPENAI = "openai", "OpenAI-compatible API"
+        DASHBOARD = "dashboard", "Dashboard"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="transcriptions")
+    api_key = models.ForeignKey("tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
+
+    # Input
+    audio = models.FileField(upload_to=audio_upload_to, blank=True, max_length=255)
+    filename = models.CharField(max_length=255, blank=True, default="")
+    size_bytes = models.BigIntegerField(default=0)
+    sha256 = models.CharField(max_length=64, db_index=True)
+    options = models.JSONField(default=dict)  # language, itn, vad, hotwords (normalized)
+    options_hash = models.CharField(max_length=64, default="")
+    model = models.CharField(max_length=255, default="")
+    webhook_url = models.URLField(max_length=1000, blank=True, default="")
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    request_hash = models.CharField(max_length=64, blank=True, default="")
+    probed_duration_s = models.FloatField(default=0)
+
+    # State
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    attempt = models.PositiveIntegerField(default=0)
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    progress = models.FloatField(default=0)
+    enqueued_at = models.DateTimeField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+    deleted_at = models.DateTimeField(null=True, blank=True)
+
+    # Timings of the last attempt
+    decode_ms = models.PositiveIntegerField(null=True, blank=True)
+    vad_ms = models.PositiveIntegerField(null=True, blank=True)
+    asr_ms = models.PositiveIntegerField(null=True, blank=True)
+    speech_s = models.FloatField(null=True, blank=True)
+
+    # Result
+    duration_s = models.FloatField(null=True, blank=True)
+    truncated = models.BooleanField(default=False)
+    language = models.CharField(max_length=16, blank=True, default="")
+    text = models.TextField(blank=True, default="")
+    segments = models.JSONField(default=list, blank=True)
+    cache_hit = models.BooleanField(default=False)
+    cache_source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    error_code = models.CharField(max_length=64, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+
+    # Money (the ledger is the truth; these are the job's view of it)
+    held_tokens = models.BigIntegerField(default=0)
+    tokens = models.BigIntegerField(null=True, blank=True)
+    billed_tokens = models.BigIntegerField(null=True, blank=True)
+    token_rule = models.CharField(max_length=8, blank=True, default="")
+
+    # Webhook delivery
+    webhook_status = models.CharField(max_length=16, blank=True, default="")
+    webhook_attempts = models.PositiveIntegerField(default=0)
+
+    class Meta:
+        ordering = ["-created_at"]
+        indexes = [
+            models.Index(fields=["tenant", "-created_at"], name="job_tenant_created"),
+            models.Index(fields=["tenant", "sha256", "options_hash"], name="job_cache_lookup"),
+            models.Index(fields=["status", "lease_expires_at"], name="job_sweep"),
+        ]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "idempotency_key"], condition=Q(idempotency_key__isnull=False), name="uniq_job_idempotency"
+            ),
+            models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="job_progress_0_1"),
+            models.CheckConstraint(
+                condition=Q(billed_tokens__isnull=True) | Q(billed_tokens__lte=models.F("held_tokens")),
+                name="job_billed_le_held",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pk} ({self.status})"
+
+    @property
+    def is_final(self) -> bool:
+        return self.status in self.FINAL_STATUSES
