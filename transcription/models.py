@@ -108,3 +108,24 @@ class Transcription(models.Model):
     @property
     def is_final(self) -> bool:
         return self.status in self.FINAL_STATUSES
+
+
+class HotwordList(models.Model):
+    """A saved list of domain words (one per line) that biases recognition where the model supports it."""
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="hotword_lists")
+    name = models.CharField(max_length=100)
+    words = models.TextField(help_text="One word or phrase per line.")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name"]
+        constraints = [models.UniqueConstraint(fields=["tenant", "name"], name="uniq_hotword_list_name")]
+
+    def __str__(self) -> str:
+        return self.name
+
+    @property
+    def word_list(self) -> list[str]:
+        return [w.strip() for w in self.words.splitlines() if w.strip()]
