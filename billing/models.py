@@ -93,3 +93,112 @@ class LedgerEntry(models.Model):
 
     def __str__(self) -> str:
         return f"#{self.pk} {self.kind} {self.available_delta:+}/{self.held_delta:+} ({self.tenant_id})"
+
+
+class Currency(models.TextChoices):
+    USD = "usd", "USD"
+    CNY = "cny", "CNY"
+
+
+class TokenPack(models.Model):
+    """A pack of tokens sold through Stripe Checkout; finance edits packs and prices in admin."""
+
+    code = models.SlugField(max_length=32, unique=True)
+    name = models.CharField(max_length=100)
+    tokens = models.BigIntegerField()
+    active = models.BooleanField(default=True)
+    sort_order = models.PositiveIntegerField(default=0)
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["sort_order", "tokens"]
+        constraints = [models.CheckConstraint(condition=Q(tokens__gt=0), name="token_pack_tokens_positive")]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.tokens:,} tokens)"
+
+
+class TokenPackPrice(models.Model):
+    """The price of a pack in one currency, in the currency's minor unit (cents, fen)."""
+
+    pack = models.ForeignKey(TokenPack, on_delete=models.CASCADE, related_name="prices")
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    unit_amount = models.PositiveIntegerField(help_text="In the minor unit: cents for USD, fen for CNY.")
+
+    class Meta:
+        ordering = ["pack", "currency"]
+        constraints = [
+            models.UniqueConstraint(fields=["pack", "currency"], name="uniq_pack_currency"),
+            models.CheckConstraint(condition=Q(unit_amount__gt=0), name="pack_price_positive"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.pack.code}: {self.unit_amount / 100:.2f} {self.currency.upper()}"
+
+
+class TopUp(models.Model):
+    """One Checkout Session bought by a tenant; credited to the ledger at most once (by session id)."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        PAID = "paid", "Paid (credited)"
+        FAILED = "failed", "Payment failed"
+        EXPIRED = "expired", "Expired"
+
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="topups")
+    pack = models.ForeignKey(TokenPack, null=True, blank=True, on_delete=models.PROTECT, related_name="topups")
+    # Snapshots at purchase time: later pack edits never change what a session credits.
+    tokens = models.BigIntegerField()
+    currency = models.CharField(max_length=3, choices=Currency.choices)
+    amount = models.PositiveIntegerField(help_text="In the currency's minor unit.")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    stripe_session_id = models.CharField(max_length=255, null=True, blank=True, unique=True)
+    stripe_payment_intent_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    stripe_customer_id = models.CharField(max_length=255, blank=True, default="")
+    stripe_invoice_id = models.CharField(max_length=255, blank=True, default="")
+    hosted_invoice_url = models.URLField(max_length=1000, blank=True, default="")
+    invoice_pdf = models.URLField(max_length=1000, blank=True, default="")
+    ledger_entry = models.OneToOneField(
+        LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="topup"
+    )
+    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    paid_at = models.DateTimeField(null=True, blank=True)
+    failure_message = models.TextField(blank=True, default="")
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name = "top-up"
+
+    def __str__(self) -> str:
+        return f"top-up {self.pk} {self.tenant_id} {self.tokens} tokens ({self.status})"
+
+
+class StripeEvent(models.Model):
+    """Every verified Stripe event, stored once by its id and processed at most once."""
+
+    class Status(models.TextChoices):
+        RECEIVED = "received", "Received"
+        PROCESSED = "processed", "Processed"
+        IGNORED = "ignored", "Ignored"
+        FAILED = "failed", "Failed (Stripe retries)"
+
+    event_id = models.CharField(max_length=255, unique=True)
+    type = models.CharField(max_length=100, db_index=True)
+    api_version = models.CharField(max_length=64, blank=True, default="")
+    livemode = models.BooleanField(default=False)
+    object_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    payload = models.JSONField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.RECEIVED, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    error = models.TextField(blank=True, default="")
+    stripe_created_at = models.DateTimeField(null=True, blank=True)
+    received_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    processed_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-received_at"]
+
+    def __str__(self) -> str:
+        return f"{self.event_id} {self.type} ({self.status})"
