@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from django.contrib.auth import get_user_model
 from django.db import transaction
+from django.utils import timezone
 from django.utils.text import slugify
 
 from billing.services import account_ensure
-from tenants.models import ApiKey, Membership, Tenant
+from portal.errors import Conflict, InvalidRequest
+from tenants.models import ApiKey, Invitation, Membership, Tenant
 
 
 @transaction.atomic
@@ -51,3 +53,67 @@ def api_key_revoke(*, key: ApiKey) -> ApiKey:
         key.revoked = True
         key.save(update_fields=["revoked"])
     return key
+
+
+def membership_remove(*, membership: Membership) -> None:
+    """Remove a member; the last owner of a tenant cannot be removed."""
+    with transaction.atomic():
+        if membership.role == Membership.Role.OWNER:
+            owners = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
+            if owners.count() <= 1:
+                raise Conflict("A workspace must keep at least one owner.")
+        membership.delete()
+
+
+def membership_role_change(*, membership: Membership, role: str) -> Membership:
+    """Change a member's role; the last owner cannot be demoted."""
+    if role not in Membership.Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}.")
+    with transaction.atomic():
+        if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
+            owners = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
+            if owners.count() <= 1:
+                raise Conflict("A workspace must keep at least one owner.")
+        if membership.role != role:
+            membership.role = role
+            membership.save(update_fields=["role"])
+    return membership
+
+
+def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by=None, valid_days: int = 14) -> Invitation:
+    """A new invitation; an earlier pending invitation of the same email to the tenant is revoked."""
+    email = email.strip().lower()
+    if role not in Membership.Role.values:
+        raise InvalidRequest(f"Unknown role {role!r}.")
+    if Membership.objects.filter(tenant=tenant, user__email__iexact=email).exists():
+        raise Conflict(f"{email} is already a member of this workspace.")
+    now = timezone.now()
+    with transaction.atomic():
+        Invitation.objects.filter(tenant=tenant, email__iexact=email, accepted_at=None, revoked_at=None).update(revoked_at=now)
+        return Invitation.objects.create(
+            tenant=tenant, email=email, role=role, invited_by=invited_by, expires_at=now + timedelta(days=valid_days)
+        )
+
+
+def invitation_revoke(*, invitation: Invitation) -> Invitation:
+    if invitation.revoked_at is None and invitation.accepted_at is None:
+        invitation.revoked_at = timezone.now()
+        invitation.save(update_fields=["revoked_at"])
+    return invitation
+
+
+def invitation_accept(*, invitation: Invitation, user) -> Membership:
+    """Join the invitation's tenant with its role. The user's email must be the invited one."""
+    with transaction.atomic():
+        invitation = Invitation.objects.select_for_update().get(pk=invitation.pk)
+        if not invitation.is_pending:
+            raise InvalidRequest("This invitation has expired, was revoked or was already used.")
+        if (user.email or "").strip().lower() != invitation.email.lower():
+            raise InvalidRequest(f"This invitation was sent to {invitation.email}; sign in with that email address to accept it.")
+        membership, created = Membership.objects.get_or_create(
+            tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
+        )
+        invitation.accepted_at = timezone.now()
+        invitation.accepted_by = user
+        invitation.save(update_fields=["accepted_at", "accepted_by"])
+    return membership
