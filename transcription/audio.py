@@ -1,0 +1,331 @@
+"""Audio intake: probe uploads cheaply, decode them to 16 kHz mono float32 under a hard cap, find speech.
+
+Nothing here trusts a container header: durations come from a packet scan (probe) or from the
+samples actually decoded (decode). This module never imports torch; the VAD runs silero's
+sequence ONNX model directly with onnxruntime and numpy.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+
+import av
+import numpy as np
+from django.conf import settings
+
+from portal.errors import AudioTooLong, UnsupportedAudio
+
+SAMPLE_RATE = 16_000
+SUPPORTED_FORMATS = "wav, mp3, m4a, flac, ogg, opus, webm, mp4 (audio)"
+MIN_SAMPLE_RATE = 8_000
+MAX_SAMPLE_RATE = 192_000
+MAX_CHANNELS = 8
+# Decoders may emit a few hundred extra samples (AAC priming, resampler tails): allow this much
+# over the caller's limit before calling a file too long.
+CAP_GRACE_SECONDS = 0.5
+_INITIAL_SECONDS = 600.0  # first buffer size when nothing better is known; it grows by 1.5x
+
+_UNREADABLE = (
+    "The file could not be read as audio ({reason}). Supported formats: "
+    + SUPPORTED_FORMATS
+    + ". Export or convert the recording to one of these and upload it again."
+)
+
+
+@dataclass(frozen=True)
+class Probe:
+    duration_s: float
+    sample_rate: int
+    channels: int
+    codec: str
+    container: str
+
+
+@dataclass(frozen=True)
+class DecodedAudio:
+    samples: np.ndarray  # float32, 16 kHz, mono
+    duration_s: float
+    truncated: bool
+
+
+def _unreadable(reason: str) -> UnsupportedAudio:
+    return UnsupportedAudio(_UNREADABLE.format(reason=reason))
+
+
+def _too_long(seconds: float, limit: float, *, at_least: bool = False) -> AudioTooLong:
+    amount = f"at least {seconds:.0f}" if at_least else f"{seconds:.0f}"
+    return AudioTooLong(
+        f"The audio is {amount} seconds long; the limit is {limit:.0f} seconds. "
+        "Split the recording into shorter parts and upload them separately.",
+        duration_s=round(seconds, 3),
+        max_seconds=limit,
+    )
+
+
+def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    """Open a container and return its first audio stream after the sanity checks shared by probe and decode."""
+    try:
+        container = av.open(str(path), mode="r", metadata_errors="ignore")
+    except FileNotFoundError as exc:
+        raise _unreadable("file not found") from exc
+    except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
+        raise _unreadable("unknown or damaged format") from exc
+    try:
+        if not container.streams.audio:
+            raise UnsupportedAudio(
+                "The file has no audio track (for example a video without sound). Supported formats: "
+                + SUPPORTED_FORMATS
+                + ". Upload a file that contains audio."
+            )
+        stream = container.streams.audio[0]
+        rate = int(stream.codec_context.sample_rate or stream.sample_rate or 0)
+        channels = int(stream.codec_context.channels or stream.channels or 0)
+        if not MIN_SAMPLE_RATE <= rate <= MAX_SAMPLE_RATE:
+            raise UnsupportedAudio(
+                f"The audio's sample rate is {rate} Hz; supported rates are 8,000 to 192,000 Hz. "
+                "Re-export the recording at a normal rate such as 16 kHz, 44.1 kHz or 48 kHz."
+            )
+        if channels > MAX_CHANNELS:
+            raise UnsupportedAudio(
+                f"The audio has {channels} channels; at most {MAX_CHANNELS} are supported. "
+                "Mix it down to mono or stereo and upload it again."
+            )
+    except BaseException:
+        container.close()
+        raise
+    return container, stream
+
+
+def probe(path: str | Path) -> Probe:
+    """Check an upload without decoding it: the duration is the sum of the demuxed packets' durations.
+
+    Raises UnsupportedAudio for anything that is not usable audio and AudioTooLong when the packets add
+    up to more than settings.MAX_AUDIO_SECONDS (the scan stops as soon as the limit is passed).
+    """
+    limit = float(settings.MAX_AUDIO_SECONDS)
+    container, stream = _open(path)
+    with container:
+        base = stream.time_base
+        header_s = None
+        if stream.duration is not None and base is not None:
+            header_s = float(stream.duration * base)
+        elif container.duration is not None:
+            header_s = container.duration / 1_000_000
+        total = 0  # in time_base units
+        last_end = 0
+        packets = 0
+        missing_duration = False
+        try:
+            for packet in container.demux(stream):
+                if packet.size == 0:  # the flush packet at the end
+                    continue
+                packets += 1
+                if packet.duration:
+                    total += packet.duration
+                else:
+                    missing_duration = True
+                if packet.pts is not None:
+                    last_end = max(last_end, packet.pts + (packet.duration or 0))
+                if base is not None and total * base > limit + CAP_GRACE_SECONDS:
+                    raise _too_long(float(total * base), limit, at_least=True)
+        except av.FFmpegError:
+            pass  # a damaged tail: what was demuxed so far is what decode will salvage
+        if packets == 0:
+            raise _unreadable("it contains no audio data")
+        if base is not None and not missing_duration:
+            duration = float(total * base)
+        elif base is not None and last_end:
+            start = stream.start_time or 0
+            duration = float((last_end - start) * base)
+        else:
+            duration = header_s or 0.0
+        if duration > limit + CAP_GRACE_SECONDS:
+            raise _too_long(duration, limit)
+        return Probe(
+            duration_s=duration,
+            sample_rate=int(stream.codec_context.sample_rate or stream.sample_rate),
+            channels=int(stream.codec_context.channels or stream.channels),
+            codec=stream.codec_context.name,
+            container=container.format.name,
+        )
+
+
+def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
+    """Decode the first audio stream to 16 kHz mono float32, never holding more than max_seconds of samples.
+
+    Undecodable packets are skipped and the result is flagged truncated; AudioTooLong is raised as soon as
+    the decoded samples pass the cap; UnsupportedAudio when nothing at all decodes.
+    """
+    cap = int(math.ceil((max_seconds + CAP_GRACE_SECONDS) * SAMPLE_RATE))
+    container, stream = _open(path)
+    with container:
+        hint = None
+        if stream.duration is not None and stream.time_base is not None:
+            hint = float(stream.duration * stream.time_base)
+        elif container.duration is not None:
+            hint = container.duration / 1_000_000
+        # The header only sizes the first allocation (it can lie either way), bounded by the cap.
+        first = int((hint + 1.0) * SAMPLE_RATE) if hint and hint > 0 else int(_INITIAL_SECONDS * SAMPLE_RATE)
+        buffer = np.empty(max(SAMPLE_RATE, min(first, cap)), dtype=np.float32)
+        used = 0
+        truncated = False
+        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE)
+
+        def append(frames) -> None:
+            nonlocal buffer, used
+            for frame in frames:
+                if frame is None:
+                    continue
+                chunk = frame.to_ndarray().reshape(-1)
+                end = used + chunk.shape[0]
+                if end > cap:
+                    raise _too_long(end / SAMPLE_RATE, max_seconds, at_least=True)
+                if end > buffer.shape[0]:
+                    grown = min(cap, max(end, int(buffer.shape[0] * 1.5)))
+                    # ndarray.resize reallocs in place (mremap for big blocks): no second full copy.
+                    buffer.resize(grown, refcheck=False)
+                buffer[used:end] = chunk
+                used = end
+
+        packets = container.demux(stream)
+        while True:
+            try:
+                packet = next(packets)
+            except StopIteration:
+                break
+            except av.FFmpegError:
+                truncated = True  # the demuxer cannot go on (cut-off file)
+                break
+            try:
+                decoded = packet.decode()
+            except av.FFmpegError:
+                truncated = True  # skip the bad packet, keep what decoded
+                continue
+            for frame in decoded:
+                append(resampler.resample(frame))
+        try:
+            append(resampler.resample(None))
+        except av.FFmpegError:
+            truncated = True
+        if used == 0:
+            raise _unreadable("no audio could be decoded from it")
+        if buffer.shape[0] != used:
+            buffer.resize(used, refcheck=False)
+        return DecodedAudio(samples=buffer, duration_s=used / SAMPLE_RATE, truncated=truncated)
+
+
+# --- VAD: silero's sequence model run directly with onnxruntime ---------------------------------------------
+
+VAD_FRAME = 512  # samples per silero frame at 16 kHz (32 ms)
+VAD_CONTEXT = 64  # samples of the previous frame each frame sees
+VAD_BLOCK_FRAMES = 512  # frames per ONNX call (about 16 s)
+_vad_lock = threading.Lock()
+_vad_session = None
+
+
+def _silero_sequence_model_path() -> Path:
+    spec = importlib.util.find_spec("silero_vad")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("The silero-vad package is not installed (requirements/asr.txt).")
+    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad_16k_sequence.onnx"
+    if not path.exists():
+        raise RuntimeError(f"silero-vad is installed but {path.name} is missing from it.")
+    return path
+
+
+def _session():
+    global _vad_session
+    if _vad_session is None:
+        with _vad_lock:
+            if _vad_session is None:
+                import onnxruntime
+
+                opts = onnxruntime.SessionOptions()
+                opts.intra_op_num_threads = 1
+                opts.inter_op_num_threads = 1
+                opts.log_severity_level = 3
+                _vad_session = onnxruntime.InferenceSession(
+                    str(_silero_sequence_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
+                )
+    return _vad_session
+
+
+def speech_probabilities(samples: np.ndarray) -> np.ndarray:
+    """One speech probability per 32 ms frame of 16 kHz mono audio."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+    n_frames = math.ceil(samples.shape[0] / VAD_FRAME)
+    probs = np.zeros(n_frames, dtype=np.float32)
+    if n_frames == 0:
+        return probs
+    session = _session()
+    h = np.zeros((1, 1, 128), dtype=np.float32)
+    c = np.zeros((1, 1, 128), dtype=np.float32)
+    padded_len = VAD_CONTEXT + n_frames * VAD_FRAME
+    for first in range(0, n_frames, VAD_BLOCK_FRAMES):
+        count = min(VAD_BLOCK_FRAMES, n_frames - first)
+        # Row i is [last 64 samples of frame i-1 | frame i]; build the block from a zero-padded slice.
+        lo = first * VAD_FRAME - VAD_CONTEXT
+        hi = min(padded_len - VAD_CONTEXT, (first + count) * VAD_FRAME)
+        piece = np.zeros(VAD_CONTEXT + count * VAD_FRAME, dtype=np.float32)
+        src_lo, src_hi = max(lo, 0), min(hi, samples.shape[0])
+        piece[src_lo - lo : src_hi - lo] = samples[src_lo:src_hi]
+        rows = np.lib.stride_tricks.as_strided(
+            piece, shape=(count, VAD_CONTEXT + VAD_FRAME), strides=(VAD_FRAME * 4, 4), writeable=False
+        )
+        out, h, c = session.run(None, {"input": np.ascontiguousarray(rows), "h": h, "c": c})
+        probs[first : first + count] = out
+    return probs
+
+
+def speech_regions(
+    samples: np.ndarray,
+    *,
+    threshold: float = 0.5,
+    min_speech_ms: int = 250,
+    min_silence_ms: int = 100,
+    pad_ms: int = 30,
+) -> list[tuple[int, int]]:
+    """Speech as sorted, non-overlapping (start, end) sample ranges of 16 kHz audio.
+
+    Hysteresis: speech starts above `threshold` and ends after `min_silence_ms` below threshold - 0.15;
+    shorter-than-`min_speech_ms` bursts are dropped, and each region is padded by `pad_ms`.
+    """
+    total = int(np.asarray(samples).shape[0])
+    if total == 0:
+        return []
+    probs = speech_probabilities(samples)
+    low = max(threshold - 0.15, 0.01)
+    min_silence = max(1, round(min_silence_ms * SAMPLE_RATE / 1000 / VAD_FRAME))
+    raw: list[tuple[int, int]] = []
+    start = None
+    quiet = 0
+    for i, p in enumerate(probs.tolist()):
+        if start is None:
+            if p >= threshold:
+                start, quiet = i, 0
+        elif p < low:
+            quiet += 1
+            if quiet >= min_silence:
+                raw.append((start, i - quiet + 1))
+                start = None
+        else:
+            quiet = 0
+    if start is not None:
+        raw.append((start, len(probs)))
+    pad = int(pad_ms * SAMPLE_RATE / 1000)
+    min_speech = int(min_speech_ms * SAMPLE_RATE / 1000)
+    regions: list[tuple[int, int]] = []
+    for first, last in raw:
+        s, e = first * VAD_FRAME, min(last * VAD_FRAME, total)
+        if e - s < min_speech:
+            continue
+        s, e = max(0, s - pad), min(total, e + pad)
+        if regions and s <= regions[-1][1]:
+            regions[-1] = (regions[-1][0], e)
+        else:
+            regions.append((s, e))
+    return regions

@@ -1,0 +1,18 @@
+"""Write a tiny random FunASR model (SenseVoice, Paraformer or SeACo-Paraformer) for tests and benchmarks."""
+
+from django.core.management.base import BaseCommand
+
+from transcription.testmodels import KINDS, build_test_model
+
+
+class Command(BaseCommand):
+    help = "Write a tiny randomly initialised model of a real FunASR architecture into DIR (deterministic per seed)."
+
+    def add_arguments(self, parser):
+        parser.add_argument("directory")
+        parser.add_argument("--kind", choices=KINDS, default="sensevoice")
+        parser.add_argument("--seed", type=int, default=0)
+
+    def handle(self, *args, directory, kind, seed, **options):
+        out = build_test_model(directory, kind=kind, seed=seed)
+        self.stdout.write(f"Wrote a tiny {kind} model to {out}")
