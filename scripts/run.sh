@@ -12,7 +12,7 @@ cleanup() {
   wait 2>/dev/null || true
 }
 trap cleanup INT TERM EXIT
-$PY manage.py ensure_schedules
+
 .venv/bin/gunicorn portal.wsgi -b "127.0.0.1:${PORT}" -w 1 --threads 16 --access-logfile - &
 pids+=($!)
 $PY manage.py qcluster &

@@ -11,3 +11,8 @@ API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"submit": API_SUBMIT_RATE, "read": "10000/min"}  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
+MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "var" / "test-media"))
+JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
+if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
+    # A file, not :memory:, so worker subprocesses in end-to-end tests see the same database.
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}  # noqa: F405

@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+from django.urls import path
 
-urlpatterns: list = []
+from transcription.api.openai import OpenAITranscriptionApi
+
+urlpatterns = [
+    path("audio/transcriptions", OpenAITranscriptionApi.as_view(), name="openai-transcriptions"),
+]

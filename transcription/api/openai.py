@@ -1,0 +1,114 @@
+"""OpenAI-compatible `POST /v1/audio/transcriptions`: the same job and billing, answered when done.
+
+Existing OpenAI SDK code works with `base_url=<host>/v1` and a Tingxie API key.
+"""
+
+from __future__ import annotations
+
+import time
+
+from django.conf import settings
+from django.http import HttpResponse
+from drf_spectacular.utils import extend_schema
+from rest_framework import serializers
+from rest_framework.response import Response
+
+from portal.errors import DomainError, InvalidRequest
+from tenants.api.base import TenantApi
+from transcription import services
+from transcription.api.views import reject_oversized_body
+from transcription.formats import to_srt, to_vtt
+from transcription.models import Transcription
+
+MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice", "tingxie-default")
+LANGUAGE_MAP = {"": "auto", "auto": "auto", "zh": "zh", "en": "en", "yue": "yue", "ja": "ja", "ko": "ko"}
+POLL_SECONDS = 0.05
+
+
+class OpenAITranscriptionSerializer(serializers.Serializer):
+    file = serializers.FileField()
+    model = serializers.CharField()
+    language = serializers.CharField(required=False, allow_blank=True, default="")
+    prompt = serializers.CharField(required=False, allow_blank=True, default="")
+    response_format = serializers.ChoiceField(choices=["json", "text", "srt", "vtt", "verbose_json"], default="json")
+    temperature = serializers.FloatField(required=False)
+
+    def validate_model(self, value: str) -> str:
+        if value not in MODELS:
+            raise serializers.ValidationError(f"Unknown model {value!r}; use one of: {', '.join(MODELS)}.")
+        return value
+
+    def validate_language(self, value: str) -> str:
+        value = (value or "").strip().lower()
+        if value not in LANGUAGE_MAP:
+            raise serializers.ValidationError("Supported languages: zh, en, yue, ja, ko (or omit for auto-detect).")
+        return LANGUAGE_MAP[value]
+
+
+def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcription:
+    deadline = time.monotonic() + timeout_s
+    while not job.is_final:
+        if time.monotonic() > deadline:
+            raise DomainError(
+                f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "
+                f"poll GET /api/v1/transcriptions/{job.pk}.",
+                code="timeout",
+                status_code=504,
+                job_id=str(job.pk),
+            )
+        time.sleep(POLL_SECONDS)
+        job.refresh_from_db(fields=["status", "text", "segments", "language", "duration_s", "billed_tokens", "tokens",
+                                    "error_code", "error_message", "finished_at", "progress"])  # fmt: skip
+    return job
+
+
+def _usage(job: Transcription) -> dict:
+    billed = job.billed_tokens or 0
+    return {"type": "tokens", "input_tokens": 0, "output_tokens": billed, "total_tokens": billed}
+
+
+class OpenAITranscriptionApi(TenantApi):
+    @extend_schema(
+        request={"multipart/form-data": OpenAITranscriptionSerializer},
+        responses={200: dict},
+        summary="OpenAI-compatible transcription (answers when the job is done)",
+    )
+    def post(self, request):
+        reject_oversized_body(request._request)
+        serializer = OpenAITranscriptionSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        job = services.transcription_create(
+            tenant=self.tenant,
+            uploaded_file=data["file"],
+            options={"language": data["language"], "itn": True, "vad": True},
+            source=Transcription.Source.OPENAI,
+            api_key=self.api_key,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+        )
+        job = wait_until_final(job, timeout_s=settings.OPENAI_WAIT_SECONDS)
+        if job.status != Transcription.Status.SUCCEEDED:
+            code = job.error_code or job.status
+            raise InvalidRequest(job.error_message or f"The transcription was {job.status}.", code=code, status_code=422)
+        fmt = data["response_format"]
+        if fmt == "text":
+            return HttpResponse(job.text, content_type="text/plain; charset=utf-8")
+        if fmt == "srt":
+            return HttpResponse(to_srt(job), content_type="text/plain; charset=utf-8")
+        if fmt == "vtt":
+            return HttpResponse(to_vtt(job), content_type="text/plain; charset=utf-8")
+        body = {"text": job.text, "usage": _usage(job), "id": str(job.pk)}
+        if fmt == "verbose_json":
+            body.update(
+                {
+                    "task": "transcribe",
+                    "language": job.language,
+                    "duration": job.duration_s,
+                    "segments": [
+                        {"id": i, "seek": 0, "start": s["start"], "end": s["end"], "text": s["text"], "tokens": [],
+                         "temperature": 0.0, "avg_logprob": 0.0, "compression_ratio": 1.0, "no_speech_prob": 0.0}
+                        for i, s in enumerate(job.segments or [])
+                    ],
+                }
+            )  # fmt: skip
+        return Response(body)

@@ -1,0 +1,160 @@
+"""API v1 for transcriptions: one view per operation; views parse, call a service, serialize."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.http import HttpResponse
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiParameter, extend_schema
+from rest_framework import status
+from rest_framework.response import Response
+
+from portal.errors import FileTooLarge, InvalidRequest
+from portal.pagination import Pagination
+from tenants.api.base import TenantApi
+from transcription import selectors, services
+from transcription.api.serializers import (
+    JobSerializer,
+    TranscriptionCreateSerializer,
+    TranscriptionListQuerySerializer,
+    job_representation,
+)
+from transcription.formats import FORMATS, render_transcript
+from transcription.models import Transcription
+from transcription.receipts import receipt_build
+
+
+def reject_oversized_body(request) -> None:
+    """Refuse a too-large upload from its Content-Length before reading the body."""
+    from django.conf import settings
+
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > settings.MAX_UPLOAD_BYTES + 64 * 1024:
+        raise FileTooLarge(
+            f"The request is {length / 1e6:.1f} MB; the upload limit is {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB."
+        )
+
+
+class TranscriptionCreateListApi(TenantApi):
+    @extend_schema(
+        request={"multipart/form-data": TranscriptionCreateSerializer},
+        responses={202: JobSerializer},
+        parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
+        summary="Submit audio for transcription",
+    )
+    def post(self, request):
+        reject_oversized_body(request._request)
+        serializer = TranscriptionCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        hotwords = [w for w in data.get("hotwords", "").splitlines() if w.strip()]
+        if data.get("hotword_list") is not None:
+            hotwords += selectors.hotword_list_get(tenant=self.tenant, list_id=data["hotword_list"]).word_list
+        job = services.transcription_create(
+            tenant=self.tenant,
+            uploaded_file=data["file"],
+            options={"language": data["language"], "itn": data["itn"], "vad": data["vad"], "hotwords": hotwords},
+            source=Transcription.Source.API,
+            api_key=self.api_key,
+            idempotency_key=request.headers.get("Idempotency-Key"),
+            webhook_url=data.get("webhook_url", ""),
+        )
+        response = Response(job_representation(job), status=status.HTTP_202_ACCEPTED)
+        if getattr(job, "idempotent_replay", False):
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    @extend_schema(
+        parameters=[TranscriptionListQuerySerializer], responses={200: JobSerializer(many=True)}, summary="List transcriptions"
+    )
+    def get(self, request):
+        query = TranscriptionListQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        qs = selectors.transcription_list(tenant=self.tenant, **query.validated_data)
+        paginator = Pagination()
+        page = paginator.paginate_queryset(qs, request, view=self)
+        return paginator.get_paginated_response([job_representation(j) for j in page])
+
+
+class TranscriptionDetailApi(TenantApi):
+    @extend_schema(responses={200: JobSerializer}, summary="Get a transcription")
+    def get(self, request, job_id):
+        return Response(job_representation(selectors.transcription_get(tenant=self.tenant, job_id=job_id)))
+
+    @extend_schema(responses={204: None}, summary="Delete a transcription's audio and text (the ledger stays)")
+    def delete(self, request, job_id):
+        services.transcription_delete(job=selectors.transcription_get(tenant=self.tenant, job_id=job_id))
+        return Response(status=status.HTTP_204_NO_CONTENT)
+
+
+class TranscriptionCancelApi(TenantApi):
+    @extend_schema(request=None, responses={200: JobSerializer}, summary="Cancel a queued or running job (not charged)")
+    def post(self, request, job_id):
+        job = services.transcription_cancel(job=selectors.transcription_get(tenant=self.tenant, job_id=job_id))
+        return Response(job_representation(job))
+
+
+class TranscriptionTranscriptApi(TenantApi):
+    @extend_schema(
+        parameters=[OpenApiParameter("format", str, enum=list(FORMATS), required=False)],
+        responses={(200, "text/plain"): str},
+        summary="Download the transcript as txt, srt, vtt or json",
+    )
+    def get(self, request, job_id):
+        job = selectors.transcription_get(tenant=self.tenant, job_id=job_id)
+        fmt = request.query_params.get("format", "txt")
+        if job.status != Transcription.Status.SUCCEEDED:
+            raise InvalidRequest(
+                f"The transcript is not ready: the job is {job.status}. Poll GET /api/v1/transcriptions/{job.pk}.",
+                code="transcript_not_ready",
+                status_code=409,
+            )
+        body, content_type = render_transcript(job=job, fmt=fmt)
+        response = HttpResponse(body, content_type=content_type)
+        response["Content-Disposition"] = f'attachment; filename="{job.pk}.{fmt}"'
+        return response
+
+
+class TranscriptionReceiptApi(TenantApi):
+    @extend_schema(responses={200: dict}, summary="The billed units of a job (token rule v1)")
+    def get(self, request, job_id):
+        job = selectors.transcription_get(tenant=self.tenant, job_id=job_id)
+        return Response(receipt_build(job=job))
+
+
+class UsageApi(TenantApi):
+    @extend_schema(
+        parameters=[OpenApiParameter("from", str, required=False), OpenApiParameter("to", str, required=False)],
+        responses={200: dict},
+        summary="Usage per day: jobs, audio seconds, billed tokens",
+    )
+    def get(self, request):
+        from django.utils.dateparse import parse_date
+
+        today = timezone.localdate()
+        try:
+            end = parse_date(request.query_params["to"]) if "to" in request.query_params else today
+            start = parse_date(request.query_params["from"]) if "from" in request.query_params else end - timedelta(days=29)
+        except ValueError:
+            start = end = None
+        if start is None or end is None:
+            raise InvalidRequest("'from' and 'to' must be dates (YYYY-MM-DD).")
+        if start > end or (end - start).days > 366:
+            raise InvalidRequest("'from' must not be after 'to', and the range must be at most 366 days.")
+        days = selectors.usage_by_day(tenant=self.tenant, start=start, end=end)
+        return Response(
+            {
+                "from": start,
+                "to": end,
+                "days": days,
+                "totals": {
+                    "jobs": sum(d["jobs"] for d in days),
+                    "audio_seconds": round(sum(d["audio_seconds"] for d in days), 3),
+                    "tokens": sum(d["tokens"] for d in days),
+                },
+            }
+        )
