@@ -21,7 +21,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if scheme.lower() != self.keyword.lower() or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
         try:
-            key = ApiKey.objects.select_related("tenant").get_from_key(raw_key.strip())
+            key = ApiKey.objects.get_from_key(raw_key.strip())
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("Unknown API key.") from None
         if key.has_expired or key.revoked:

@@ -217,6 +217,8 @@ REST_FRAMEWORK = {
     "DEFAULT_PAGINATION_CLASS": "portal.pagination.Pagination",
     "PAGE_SIZE": 20,
     "UNAUTHENTICATED_USER": None,
+    # `?format=` is ours (transcript formats), not DRF content negotiation.
+    "URL_FORMAT_OVERRIDE": None,
     "DEFAULT_THROTTLE_RATES": {"submit": API_SUBMIT_RATE, "read": API_READ_RATE},
 }
 SPECTACULAR_SETTINGS = {

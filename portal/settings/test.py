@@ -1,5 +1,7 @@
 """Settings for the test suite (pytest-django); DATABASE_URL picks SQLite or PostgreSQL."""
 
+import os
+
 from .base import *  # noqa: F403
 from .base import BASE_DIR, env
 
@@ -15,4 +17,7 @@ MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "var" / "test-media")
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so worker subprocesses in end-to-end tests see the same database.
-    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / "test.sqlite3")}  # noqa: F405
+    # One file per test run (runs may overlap on a developer machine).
+    DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
+else:
+    DATABASES["default"]["TEST"] = {"NAME": f"test_tingxie_{os.getpid()}"}  # noqa: F405

@@ -9,7 +9,7 @@ from transcription.services import LANGUAGES
 
 
 class TranscriptionCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(help_text="Audio: wav, mp3, m4a, flac, ogg, opus, webm or mp4 audio.")
+    file = serializers.FileField(allow_empty_file=True, help_text="Audio: wav, mp3, m4a, flac, ogg, opus, webm or mp4 audio.")
     language = serializers.ChoiceField(choices=LANGUAGES, default="auto")
     itn = serializers.BooleanField(default=True, help_text="Inverse text normalization (numbers as digits).")
     vad = serializers.BooleanField(default=True, help_text="Cut silence before recognition.")
@@ -65,8 +65,46 @@ def job_representation(job: Transcription) -> dict:
     }
 
 
-class JobSerializer(serializers.BaseSerializer):
-    """Schema-only wrapper so drf-spectacular can document the job object."""
+class SegmentSerializer(serializers.Serializer):
+    start = serializers.FloatField(help_text="Seconds from the start of the original audio.")
+    end = serializers.FloatField()
+    text = serializers.CharField()
+
+
+class UsageSerializer(serializers.Serializer):
+    tokens = serializers.IntegerField(allow_null=True, help_text="Rule v1 count of the delivered text.")
+    billed_tokens = serializers.IntegerField(help_text="min(tokens, held_tokens).")
+    held_tokens = serializers.IntegerField(help_text="ceil(duration_s x MAX_TOKENS_PER_SECOND) held at submission.")
+    rule = serializers.CharField()
+
+
+class ErrorSerializer(serializers.Serializer):
+    code = serializers.CharField()
+    message = serializers.CharField()
+
+
+class JobSerializer(serializers.Serializer):
+    """The documented job object; rendering is job_representation()."""
+
+    id = serializers.UUIDField()
+    object = serializers.CharField()
+    status = serializers.ChoiceField(choices=Transcription.Status.values)
+    progress = serializers.FloatField(min_value=0, max_value=1)
+    filename = serializers.CharField()
+    duration_s = serializers.FloatField(allow_null=True)
+    language = serializers.CharField()
+    options = serializers.DictField()
+    text = serializers.CharField(allow_null=True)
+    segments = SegmentSerializer(many=True)
+    usage = UsageSerializer()
+    cache_hit = serializers.BooleanField()
+    truncated = serializers.BooleanField()
+    error = ErrorSerializer(allow_null=True)
+    attempts = serializers.IntegerField()
+    created_at = serializers.DateTimeField()
+    started_at = serializers.DateTimeField(allow_null=True)
+    finished_at = serializers.DateTimeField(allow_null=True)
+    webhook_url = serializers.URLField(allow_null=True)
 
     def to_representation(self, instance):
         return job_representation(instance)
