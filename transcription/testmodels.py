@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import logging
 from pathlib import Path
 
 import numpy as np
@@ -250,18 +249,9 @@ def build_test_model(
 
 
 def _import_funasr():
-    """Import funasr without letting it keep the INFO handler it adds to the root logger."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    import funasr  # noqa: F401
+    from transcription.engines.funasr import import_funasr
 
-    for handler in list(root.handlers):
-        if handler not in handlers:
-            root.removeHandler(handler)
-    root.setLevel(level)
-    from funasr.auto.auto_model import AutoModel
-
-    return AutoModel
+    return import_funasr()
 
 
 def build_model_object(directory: Path, *, seed: int = 0):

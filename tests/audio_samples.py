@@ -1,0 +1,161 @@
+"""Audio for tests and benches: espeak-ng sentences, tones, silence, re-encoded and deliberately broken files.
+
+`speak()` is also what scripts/train_fixture_model.py trains the fixture model on, so test audio and
+training audio come from exactly the same commands (espeak-ng voice and speed, then sox to 16 kHz mono).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import struct
+import subprocess
+import tempfile
+import wave
+from pathlib import Path
+
+import numpy as np
+
+SR = 16_000
+REPO = Path(__file__).resolve().parent.parent
+FIXTURE_MODEL = REPO / "tests" / "fixtures" / "models" / "sensevoice_trained"
+SENTENCES_FILE = REPO / "tests" / "fixtures" / "models" / "sentences.json"
+
+# The sentences the trained fixture model knows, with the exact espeak-ng voice and speed.
+FIXTURE_SENTENCES = (
+    {"id": "zh_park", "language": "zh", "voice": "cmn", "speed": 160, "text": "今天天气很好我们一起去公园散步吧"},
+    {"id": "zh_welcome", "language": "zh", "voice": "cmn", "speed": 160, "text": "欢迎使用我们的转写服务"},
+    {"id": "en_welcome", "language": "en", "voice": "en-us", "speed": 160,
+     "text": "hello and welcome to the transcription service"},
+)  # fmt: skip
+
+FFMPEG_CODECS = {
+    "wav": ["-c:a", "pcm_s16le"],
+    "mp3": ["-c:a", "libmp3lame", "-b:a", "128k"],
+    "m4a": ["-c:a", "aac", "-b:a", "128k"],
+    "flac": ["-c:a", "flac"],
+    "ogg": ["-c:a", "libvorbis", "-q:a", "4"],
+    "opus": ["-c:a", "libopus", "-b:a", "64k"],
+    "webm": ["-c:a", "libopus", "-b:a", "64k"],
+    "mp4": ["-c:a", "aac", "-b:a", "128k"],
+}
+
+
+def sentence(sentence_id: str) -> dict:
+    return next(s for s in FIXTURE_SENTENCES if s["id"] == sentence_id)
+
+
+def speak(text: str, *, voice: str, speed: int = 160) -> np.ndarray:
+    """espeak-ng speech as 16 kHz mono float32 (espeak-ng -w, then sox -r 16000 -c 1 -b 16)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
+        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
+        subprocess.run(["sox", "-R", "-D", str(raw), "-r", str(SR), "-c", "1", "-b", "16", str(out)], check=True)
+        return read_wav(out)
+
+
+def speak_fixture(sentence_id: str) -> np.ndarray:
+    s = sentence(sentence_id)
+    return speak(s["text"], voice=s["voice"], speed=s["speed"])
+
+
+def read_wav(path: str | Path) -> np.ndarray:
+    with wave.open(str(path), "rb") as w:
+        assert w.getsampwidth() == 2
+        data = np.frombuffer(w.readframes(w.getnframes()), dtype="<i2").astype(np.float32) / 32768.0
+        return data.reshape(-1, w.getnchannels()).mean(axis=1).astype(np.float32)
+
+
+def write_wav(path: str | Path, samples: np.ndarray, *, rate: int = SR) -> Path:
+    """Write float samples in [-1, 1] (1-D mono or 2-D frames x channels) as 16-bit PCM WAV."""
+    arr = np.asarray(samples, dtype=np.float32)
+    channels = 1 if arr.ndim == 1 else arr.shape[1]
+    pcm = (np.clip(arr, -1.0, 1.0) * 32767).astype("<i2")
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(channels)
+        w.setsampwidth(2)
+        w.setframerate(rate)
+        w.writeframes(pcm.tobytes())
+    return Path(path)
+
+
+def silence(seconds: float) -> np.ndarray:
+    return np.zeros(int(round(seconds * SR)), dtype=np.float32)
+
+
+def tone(seconds: float, *, freq: float = 440.0, rate: int = SR, amplitude: float = 0.3) -> np.ndarray:
+    t = np.arange(int(round(seconds * rate))) / rate
+    return (amplitude * np.sin(2 * np.pi * freq * t)).astype(np.float32)
+
+
+def half_silent(seconds: float, *, speech: np.ndarray, gap_s: float | None = None) -> np.ndarray:
+    """Speech clips alternating with silence so that about half of `seconds` is speech."""
+    gap = silence(gap_s if gap_s is not None else speech.shape[0] / SR)
+    total = int(seconds * SR)
+    out = np.zeros(total, dtype=np.float32)
+    pos = 0
+    while pos < total:
+        for piece in (speech, gap):
+            end = min(total, pos + piece.shape[0])
+            out[pos:end] = piece[: end - pos]
+            pos = end
+    return out
+
+
+def convert(src: str | Path, dst: str | Path, *, extra: list[str] | None = None) -> Path:
+    """Re-encode with the ffmpeg CLI; the codec is chosen by the destination's extension."""
+    dst = Path(dst)
+    codec = FFMPEG_CODECS[dst.suffix.lstrip(".")]
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), "-vn", *codec, *(extra or []), str(dst)]
+    subprocess.run(cmd, check=True)
+    return dst
+
+
+def encode(samples: np.ndarray, dst: str | Path, *, rate: int = SR) -> Path:
+    """Samples to any supported format (via a temporary WAV)."""
+    dst = Path(dst)
+    if dst.suffix == ".wav":
+        return write_wav(dst, samples, rate=rate)
+    with tempfile.TemporaryDirectory() as tmp:
+        return convert(write_wav(Path(tmp) / "src.wav", samples, rate=rate), dst)
+
+
+def truncate(src: str | Path, dst: str | Path, *, keep: float = 0.4) -> Path:
+    data = Path(src).read_bytes()
+    Path(dst).write_bytes(data[: int(len(data) * keep)])
+    return Path(dst)
+
+
+def text_as_mp3(dst: str | Path) -> Path:
+    Path(dst).write_text("This is not audio, just a text file renamed to .mp3.\n" * 50)
+    return Path(dst)
+
+
+def video_without_audio(dst: str | Path, *, seconds: float = 2.0) -> Path:
+    cmd = ["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-f", "lavfi", "-i", f"testsrc=size=64x48:rate=10:duration={seconds}",
+           "-c:v", "mpeg4", "-an", str(dst)]  # fmt: skip
+    subprocess.run(cmd, check=True)
+    return Path(dst)
+
+
+def wav_with_rate(dst: str | Path, *, rate: int, seconds_of_data: float = 1.0) -> Path:
+    """A valid WAV whose header claims `rate` (e.g. 8 Hz): 16 kHz worth of bytes reads as a very long file."""
+    samples = tone(seconds_of_data)
+    write_wav(dst, samples, rate=SR)
+    raw = bytearray(Path(dst).read_bytes())
+    struct.pack_into("<II", raw, 24, rate, rate * 2)  # sample rate, byte rate
+    Path(dst).write_bytes(bytes(raw))
+    return Path(dst)
+
+
+def many_channels(dst: str | Path, *, channels: int = 10, seconds: float = 1.0) -> Path:
+    frames = np.stack([tone(seconds, freq=200.0 + 50 * c) for c in range(channels)], axis=1)
+    return write_wav(dst, frames)
+
+
+def has_tool(name: str) -> bool:
+    return shutil.which(name) is not None
+
+
+def sentences_json() -> str:
+    return json.dumps({"sentences": list(FIXTURE_SENTENCES)}, ensure_ascii=False, indent=2) + "\n"

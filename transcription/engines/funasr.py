@@ -1,0 +1,370 @@
+"""FunASR engine: the only module that imports funasr and torch, always lazily, inside methods."""
+
+from __future__ import annotations
+
+import ctypes
+import gc
+import logging
+import os
+import re
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+from django.core.exceptions import ImproperlyConfigured
+
+from transcription.engines.base import (
+    SAMPLE_RATE,
+    BaseEngine,
+    EngineResult,
+    ProgressCallback,
+    Segment,
+    TranscribeOptions,
+)
+
+logger = logging.getLogger(__name__)
+
+LANGUAGES = {"auto", "zh", "en", "yue", "ja", "ko"}
+_TAG = re.compile(r"<\|([^|<>]*)\|>")
+_TAG_LANGUAGES = {"zh", "en", "yue", "ja", "ko", "nospeech"}
+_TAG_EMOTIONS = {"HAPPY", "SAD", "ANGRY", "NEUTRAL", "FEARFUL", "DISGUSTED", "SURPRISED", "EMO_UNKNOWN"}
+_TAG_TEXTNORM = {"withitn", "woitn"}
+# Events other than plain speech become Segment.events ("bgm", "laughter", ...).
+_QUIET_EVENTS = {"Speech", "Event_UNK"}
+_NANO_LANGUAGE = {"zh": "中文", "en": "英文", "yue": "粤语", "ja": "日文", "ko": "韩文"}
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+
+MAX_SEGMENT_S = 30.0  # longest piece given to the model in one go (VAD regions longer than this are split)
+MERGE_GAP_S = 0.5  # VAD regions closer than this are recognized together (keeps sentences whole)
+LONG_JOB_S = 600.0  # after this much audio on CUDA, hand cached blocks back to the driver
+
+
+def looks_like_path(model: str) -> bool:
+    return model.startswith(("/", ".", "~")) or os.sep in model
+
+
+def import_funasr():
+    """Import funasr (6-9 s) and undo the INFO handler/level it installs on the root logger; return AutoModel."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    try:
+        import funasr  # noqa: F401
+        from funasr.auto.auto_model import AutoModel
+    finally:
+        for handler in list(root.handlers):
+            if handler not in handlers:
+                root.removeHandler(handler)
+        root.setLevel(level)
+    return AutoModel
+
+
+def resolve_device(requested: str) -> str:
+    """`auto` picks cuda, then mps, then cpu; an explicit device is passed through."""
+    requested = (requested or "auto").strip()
+    if requested != "auto":
+        return requested
+    import torch
+
+    if torch.cuda.is_available():
+        return "cuda:0"
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return "mps"
+    return "cpu"
+
+
+def _malloc_trim() -> None:
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):
+        pass  # not glibc: nothing to trim
+
+
+def parse_tags(raw: str) -> tuple[str, str, str, tuple[str, ...]]:
+    """Split a SenseVoice result into (text, language, emotion, events); the text keeps no tags."""
+    language, emotion, events = "", "", []
+    for tag in _TAG.findall(raw):
+        if tag in _TAG_LANGUAGES:
+            language = "" if tag == "nospeech" else tag
+        elif tag in _TAG_EMOTIONS:
+            emotion = "" if tag == "EMO_UNKNOWN" else tag.lower()
+        elif tag in _TAG_TEXTNORM or tag in _QUIET_EVENTS:
+            continue
+        elif tag.lower() not in events:
+            events.append(tag.lower())
+    text = _TAG.sub("", raw)
+    return tidy_spaces(text), language, emotion, tuple(events)
+
+
+def tidy_spaces(text: str) -> str:
+    """Collapse whitespace and drop spaces between CJK characters (Paraformer spaces every character)."""
+    text = " ".join(text.split())
+    return re.sub(r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]) (?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])", "", text)
+
+
+def join_texts(parts: list[str]) -> str:
+    out = ""
+    for part in parts:
+        if out and not (_CJK.search(out[-1]) and _CJK.search(part[0])):
+            out += " "
+        out += part
+    return out
+
+
+def plan_pieces(regions: list[tuple[int, int]], *, merge_gap: int, max_len: int) -> list[tuple[int, int]]:
+    """Merge close regions (up to max_len) and split any longer region into near-equal pieces."""
+    merged: list[tuple[int, int]] = []
+    for start, end in regions:
+        if merged and start - merged[-1][1] <= merge_gap and end - merged[-1][0] <= max_len:
+            merged[-1] = (merged[-1][0], end)
+        else:
+            merged.append((start, end))
+    pieces: list[tuple[int, int]] = []
+    for start, end in merged:
+        count = max(1, -(-(end - start) // max_len))
+        step = -(-(end - start) // count)
+        pieces.extend((s, min(end, s + step)) for s in range(start, end, step))
+    return pieces
+
+
+def plan_batches(pieces: list[tuple[int, int]], *, budget: int) -> list[list[tuple[int, int]]]:
+    """Consecutive pieces grouped so each batch holds at most `budget` samples (and at least one piece)."""
+    batches: list[list[tuple[int, int]]] = []
+    size = 0
+    for piece in pieces:
+        length = piece[1] - piece[0]
+        if batches and size + length <= budget:
+            batches[-1].append(piece)
+            size += length
+        else:
+            batches.append([piece])
+            size = length
+    return batches
+
+
+class FunASREngine(BaseEngine):
+    """SenseVoice, Paraformer, SeACo-Paraformer or Fun-ASR-Nano through funasr's AutoModel.
+
+    OPTIONS: model (hub id or local dir), device (auto, cpu, cuda:N, mps), threads (torch threads
+    in this process), batch_size_s (seconds of speech recognized per batch, between progress calls).
+    """
+
+    def __init__(
+        self, *, model: str, device: str = "auto", threads: int = 1, batch_size_s: float = 60, hub: str = "ms", **extra
+    ) -> None:
+        super().__init__(model=model, device=device, threads=threads, batch_size_s=batch_size_s, hub=hub, **extra)
+        self.name = str(model)
+        self.model_ref = str(model)
+        if looks_like_path(self.model_ref):
+            self.model_ref = str(Path(self.model_ref).expanduser())
+            if not Path(self.model_ref).is_dir():
+                raise ImproperlyConfigured(
+                    f"ASR model directory {self.model_ref!r} does not exist. Set ASR_MODEL to an existing local "
+                    "model directory or to a hub id such as 'iic/SenseVoiceSmall'."
+                )
+        self.requested_device = str(device)
+        self.threads = max(1, int(threads))
+        self.batch_size_s = float(batch_size_s)
+        self.hub = hub
+        self.device = ""
+        self.model_class = ""
+        self._model = None
+        self._lock = threading.Lock()
+
+    # --- model ------------------------------------------------------------------------------------------
+    def _configured_class(self) -> str:
+        """The architecture name, from the loaded model or (before loading) a local config.yaml or the hub id."""
+        if self.model_class:
+            return self.model_class
+        config = Path(self.model_ref) / "config.yaml"
+        if config.is_file():
+            match = re.search(r"^model:\s*(\S+)", config.read_text(errors="replace"), re.MULTILINE)
+            if match:
+                return match.group(1)
+        ref = self.model_ref.lower()
+        if "seaco" in ref or ref in {"paraformer-zh", "iic/paraformer-zh"}:
+            return "SeacoParaformer"
+        if "nano" in ref:
+            return "FunASRNano"
+        if "sensevoice" in ref:
+            return "SenseVoiceSmall"
+        return "Paraformer" if "paraformer" in ref else ""
+
+    @property
+    def hotword_mode(self) -> str:
+        """'string' (SeACo `hotword`), 'list' (Fun-ASR-Nano `hotwords`) or '' when the model has none."""
+        kind = self._configured_class()
+        if kind == "SeacoParaformer":
+            return "string"
+        if kind == "FunASRNano":
+            return "list"
+        return ""
+
+    @property
+    def supports_hotwords(self) -> bool:
+        return bool(self.hotword_mode)
+
+    def load(self):
+        """Load the model once per process (first transcribe calls this; django-q2 workers are forked first)."""
+        if self._model is not None:
+            return self._model
+        with self._lock:
+            if self._model is None:
+                started = time.perf_counter()
+                auto_model = import_funasr()
+                import torch
+
+                torch.set_num_threads(self.threads)
+                self.device = resolve_device(self.requested_device)
+                root = logging.getLogger()
+                level = root.level
+                root.setLevel(max(level, logging.WARNING))  # funasr logs every checkpoint detail at INFO on root
+                try:
+                    self._model = auto_model(
+                        model=self.model_ref,
+                        device=self.device,
+                        ncpu=self.threads,
+                        hub=self.hub,
+                        disable_update=True,
+                        disable_pbar=True,
+                        frontend_conf={"dither": 0.0},
+                    )
+                finally:
+                    root.setLevel(level)
+                self.model_class = type(self._model.model).__name__
+                if self.device == "cpu":
+                    gc.collect()
+                    _malloc_trim()
+                logger.info(
+                    "Loaded ASR model %s (%s) on %s in %.1f s",
+                    self.name,
+                    self.model_class,
+                    self.device,
+                    time.perf_counter() - started,
+                )
+        return self._model
+
+    def close(self) -> None:
+        with self._lock:
+            if self._model is None:
+                return
+            self._model = None
+            gc.collect()
+            if self.device.startswith("cuda"):
+                import torch
+
+                torch.cuda.empty_cache()
+            else:
+                _malloc_trim()
+
+    # --- recognition ------------------------------------------------------------------------------------
+    def _generate_kwargs(self, options: TranscribeOptions) -> tuple[dict, dict]:
+        kwargs: dict = {}
+        extra: dict = {}
+        language = options.language if options.language in LANGUAGES else "auto"
+        kind = self._configured_class()
+        if kind == "FunASRNano":
+            kwargs["itn"] = options.itn
+            if language != "auto":
+                kwargs["language"] = _NANO_LANGUAGE[language]
+        else:
+            kwargs["language"] = language
+            kwargs["use_itn"] = options.itn
+        if options.hotwords:
+            mode = self.hotword_mode
+            if mode == "string":
+                kwargs["hotword"] = " ".join(options.hotwords)
+            elif mode == "list":
+                kwargs["hotwords"] = list(options.hotwords)
+            else:
+                extra["hotwords_ignored"] = f"{kind or self.name} does not support hotwords; they were not used."
+        return kwargs, extra
+
+    def _recognize(self, pieces: list[np.ndarray], kwargs: dict, offset: int) -> list[str]:
+        model = self.load()
+        keys = [f"piece{offset + i}" for i in range(len(pieces))]
+        with self._lock:  # AutoModel mutates its kwargs during generate: one call at a time
+            results = model.generate(input=pieces, key=keys, batch_size=1, **kwargs)
+        by_key = {}
+        for result in results:
+            key = result.get("key")
+            key = key[0] if isinstance(key, list | tuple) else key
+            by_key[key] = str(result.get("text", ""))
+        return [by_key.get(k, "") for k in keys]
+
+    def transcribe(
+        self, audio: np.ndarray, *, options: TranscribeOptions, progress: ProgressCallback | None = None
+    ) -> EngineResult:
+        from transcription.audio import speech_regions
+
+        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        total = samples.shape[0]
+        audio_s = total / SAMPLE_RATE
+        max_len = int(MAX_SEGMENT_S * SAMPLE_RATE)
+        vad_started = time.perf_counter()
+        if total == 0:
+            regions: list[tuple[int, int]] = []
+        elif options.vad:
+            regions = plan_pieces(
+                speech_regions(samples, min_silence_ms=200), merge_gap=int(MERGE_GAP_S * SAMPLE_RATE), max_len=max_len
+            )
+        else:
+            regions = plan_pieces([(0, total)], merge_gap=0, max_len=min(max_len, int(self.batch_size_s * SAMPLE_RATE)))
+        vad_ms = int((time.perf_counter() - vad_started) * 1000) if options.vad else 0
+        speech = sum(e - s for s, e in regions)
+        kwargs, extra = self._generate_kwargs(options)
+        batches = plan_batches(regions, budget=max(1, int(self.batch_size_s * SAMPLE_RATE)))
+
+        if batches:
+            self.load()  # not counted in asr_ms
+        segments: list[Segment] = []
+        done = 0
+        asr_started = time.perf_counter()
+        for batch in batches:
+            texts = self._recognize([samples[s:e] for s, e in batch], kwargs, offset=len(segments))
+            for (start, end), raw in zip(batch, texts, strict=True):
+                text, language, emotion, events = parse_tags(raw)
+                if text:
+                    segments.append(
+                        Segment(
+                            start=round(start / SAMPLE_RATE, 3),
+                            end=round(end / SAMPLE_RATE, 3),
+                            text=text,
+                            language=language,
+                            emotion=emotion,
+                            events=events,
+                        )
+                    )
+            done += sum(e - s for s, e in batch)
+            if progress is not None:
+                progress(min(1.0, done / speech) if speech else 1.0)
+        asr_ms = int((time.perf_counter() - asr_started) * 1000)
+        if progress is not None and not batches:
+            progress(1.0)
+        if self.device.startswith("cuda") and audio_s >= LONG_JOB_S:
+            import torch
+
+            torch.cuda.empty_cache()
+
+        weights = Counter()
+        for seg in segments:
+            if seg.language:
+                weights[seg.language] += seg.end - seg.start
+        if weights:
+            language = weights.most_common(1)[0][0]
+        else:
+            language = "" if options.language == "auto" else options.language
+        extra.update({"device": self.device, "model_class": self.model_class, "pieces": len(regions)})
+        return EngineResult(
+            text=join_texts([seg.text for seg in segments]),
+            segments=tuple(segments),
+            language=language,
+            audio_s=round(audio_s, 3),
+            speech_s=round(speech / SAMPLE_RATE, 3),
+            vad_ms=vad_ms,
+            asr_ms=asr_ms,
+            model=self.name,
+            extra=extra,
+        )
