@@ -18,6 +18,8 @@ Anything not listed is denied; a denied page answers 403, a foreign object 404.
 
 from __future__ import annotations
 
+from django.utils.translation import gettext_lazy as _
+
 from tenants.models import Membership
 
 Role = Membership.Role
@@ -33,9 +35,20 @@ MANAGE_OWNERS = "manage_owners"
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(
-        {VIEW_OVERVIEW, VIEW_USAGE, TRANSCRIBE, MANAGE_HOTWORDS, MANAGE_KEYS, VIEW_BILLING, MANAGE_MEMBERS, MANAGE_OWNERS}
+        {
+            VIEW_OVERVIEW,
+            VIEW_USAGE,
+            TRANSCRIBE,
+            MANAGE_HOTWORDS,
+            MANAGE_KEYS,
+            VIEW_BILLING,
+            MANAGE_MEMBERS,
+            MANAGE_OWNERS,
+        }
     ),
-    Role.ADMIN: frozenset({VIEW_OVERVIEW, VIEW_USAGE, TRANSCRIBE, MANAGE_HOTWORDS, MANAGE_KEYS, VIEW_BILLING, MANAGE_MEMBERS}),
+    Role.ADMIN: frozenset(
+        {VIEW_OVERVIEW, VIEW_USAGE, TRANSCRIBE, MANAGE_HOTWORDS, MANAGE_KEYS, VIEW_BILLING, MANAGE_MEMBERS}
+    ),
     Role.MEMBER: frozenset({VIEW_OVERVIEW, TRANSCRIBE, MANAGE_HOTWORDS}),
     Role.BILLING: frozenset({VIEW_OVERVIEW, VIEW_USAGE, VIEW_BILLING}),
 }
@@ -56,3 +69,11 @@ def assignable_roles(role: str | None) -> list[str]:
     if role_has_perm(role, MANAGE_MEMBERS):
         return [Role.ADMIN, Role.MEMBER, Role.BILLING]
     return []
+
+
+ROLE_LABELS = {
+    Role.OWNER: _("Owner"),
+    Role.ADMIN: _("Admin"),
+    Role.MEMBER: _("Member"),
+    Role.BILLING: _("Billing"),
+}

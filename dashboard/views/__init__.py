@@ -1,0 +1,1 @@
+"""Dashboard pages: thin views that parse input, call services/selectors and render templates."""

@@ -1,0 +1,54 @@
+"""/app/billing/: balance, buy a token pack (Stripe Checkout), ledger, top-ups with invoices."""
+
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from billing.selectors import balance_get, ledger_list
+from dashboard import permissions as p
+from dashboard.selectors import token_pack_list, topup_list
+from dashboard.views.base import tenant_view
+from portal.errors import DomainError
+
+
+@tenant_view(p.VIEW_BILLING)
+def billing(request):
+    checkout = request.GET.get("checkout")
+    if checkout == "success":
+        messages.success(request, _("Thank you! Your tokens are credited as soon as Stripe confirms the payment."))
+    elif checkout == "canceled":
+        messages.info(request, _("Checkout was canceled; nothing was charged."))
+    ledger = Paginator(ledger_list(tenant=request.tenant).select_related("job", "actor"), 25).get_page(
+        request.GET.get("page")
+    )
+    context = {
+        "account": balance_get(tenant=request.tenant),
+        "packs": token_pack_list(),
+        "ledger": ledger,
+        "topups": topup_list(tenant=request.tenant)[:50],
+    }
+    return render(request, "dashboard/billing.html", context)
+
+
+@require_POST
+@tenant_view(p.VIEW_BILLING)
+def billing_checkout(request):
+    from billing.topups import checkout_session_create
+
+    try:
+        started = checkout_session_create(
+            tenant=request.tenant,
+            pack_code=request.POST.get("pack", ""),
+            currency=request.POST.get("currency") or None,
+            user=request.user,
+        )
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard:billing")
+    url = getattr(started, "url", None) or (started.get("url") if isinstance(started, dict) else None)
+    if not url:
+        messages.error(request, _("The payment page could not be opened; please try again."))
+        return redirect("dashboard:billing")
+    return redirect(url)

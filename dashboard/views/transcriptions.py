@@ -1,0 +1,201 @@
+"""/app/transcriptions/: list with live progress, upload, detail (progress, transcript, receipt), downloads."""
+
+from __future__ import annotations
+
+import mimetypes
+import os
+import re
+
+from django.conf import settings
+from django.contrib import messages
+from django.core.paginator import Paginator
+from django.http import FileResponse, Http404, HttpResponse
+from django.shortcuts import redirect, render
+from django.utils.translation import gettext as _
+from django.views.decorators.http import require_POST
+
+from dashboard import permissions as p
+from dashboard.forms import AUDIO_ACCEPT, AUDIO_EXTENSIONS, TranscriptionUploadForm
+from dashboard.views.base import tenant_view
+from portal.errors import DomainError, InsufficientBalance
+from transcription.models import Transcription
+from transcription.selectors import hotword_list_list, transcription_get, transcription_list
+
+STATUS_FILTERS = [s for s, _label in Transcription.Status.choices]
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_list_view(request):
+    status = request.GET.get("status") or None
+    if status not in STATUS_FILTERS:
+        status = None
+    page = Paginator(transcription_list(tenant=request.tenant, status=status), 25).get_page(request.GET.get("page"))
+    return render(
+        request, "dashboard/transcriptions/list.html", {"page": page, "status": status, "statuses": STATUS_FILTERS}
+    )
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_row(request, job_id):
+    """One table row; htmx swaps it in every second while the job is queued or running."""
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    return render(request, "dashboard/transcriptions/_row.html", {"job": job})
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_new(request):
+    from transcription.services import transcription_create
+
+    hotword_lists = list(hotword_list_list(tenant=request.tenant))
+    errors: list[dict] = []
+    if request.method == "POST":
+        form = TranscriptionUploadForm(request.POST, request.FILES, hotword_lists=hotword_lists)
+        if form.is_valid():
+            created = []
+            for uploaded in form.cleaned_data["files"]:
+                try:
+                    job = transcription_create(
+                        tenant=request.tenant,
+                        uploaded_file=uploaded,
+                        options=form.options(),
+                        source=Transcription.Source.DASHBOARD,
+                        created_by=request.user,
+                    )
+                except InsufficientBalance as exc:
+                    errors.append(
+                        {"filename": uploaded.name, "code": exc.code, "message": exc.message, "extra": exc.extra}
+                    )
+                except DomainError as exc:
+                    errors.append({"filename": uploaded.name, "code": exc.code, "message": exc.message})
+                else:
+                    created.append(job)
+            if created and not errors:
+                if len(created) == 1:
+                    return redirect("dashboard:transcription_detail", job_id=created[0].pk)
+                messages.success(request, _("%(n)d files uploaded; they are being transcribed.") % {"n": len(created)})
+                return redirect("dashboard:transcriptions")
+            for job in created:
+                messages.success(request, _("%(name)s uploaded.") % {"name": job.filename})
+    else:
+        form = TranscriptionUploadForm(hotword_lists=hotword_lists)
+    status = 200
+    if errors:
+        status = 402 if all(e["code"] == "insufficient_balance" for e in errors) else 400
+    elif request.method == "POST":
+        status = 400
+    context = {
+        "form": form,
+        "errors": errors,
+        "accept": AUDIO_ACCEPT,
+        "extensions": AUDIO_EXTENSIONS,
+        "hotword_lists": hotword_lists,
+        "can_buy": p.role_has_perm(request.membership.role, p.VIEW_BILLING),
+        "hold_rate": f"{settings.MAX_TOKENS_PER_SECOND:g}",
+    }
+    return render(request, "dashboard/transcriptions/new.html", context, status=status)
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_detail(request, job_id):
+    from transcription.receipts import receipt_units
+
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    units = receipt_units(job=job) if job.status == Transcription.Status.SUCCEEDED else []
+    return render(request, "dashboard/transcriptions/detail.html", {"job": job, "units": units})
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_status(request, job_id):
+    """The live progress block; once the job is final the whole page reloads to show the result."""
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    response = render(request, "dashboard/transcriptions/_status.html", {"job": job})
+    if job.is_final and request.headers.get("HX-Request"):
+        response["HX-Refresh"] = "true"
+    return response
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_download(request, job_id, fmt: str):
+    from transcription.formats import FORMATS, render_transcript
+
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    if fmt not in FORMATS or job.status != Transcription.Status.SUCCEEDED:
+        raise Http404
+    body, content_type = render_transcript(job=job, fmt=fmt)
+    stem = os.path.splitext(job.filename or "")[0] or str(job.pk)
+    stem = re.sub(r"[^\w.-]+", "_", stem)[:80] or str(job.pk)
+    response = HttpResponse(body, content_type=content_type)
+    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
+    return response
+
+
+_RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
+MAX_RANGE_BYTES = 8 * 1024 * 1024  # the player asks again for the rest
+
+
+@tenant_view(p.TRANSCRIBE)
+def transcription_audio(request, job_id):
+    """The job's audio for click-to-play segments; Range requests so the player can seek."""
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    if not job.audio:
+        raise Http404
+    try:
+        size = job.audio.size
+        handle = job.audio.open("rb")
+    except (FileNotFoundError, OSError):
+        raise Http404 from None
+    content_type = mimetypes.guess_type(job.filename or "")[0] or "application/octet-stream"
+    match = _RANGE.match(request.headers.get("Range", ""))
+    if match and (match.group(1) or match.group(2)):
+        if match.group(1):
+            start = int(match.group(1))
+            end = min(int(match.group(2)) if match.group(2) else size - 1, size - 1)
+        else:
+            start, end = max(0, size - int(match.group(2))), size - 1
+        end = min(end, start + MAX_RANGE_BYTES - 1)
+        if start >= size or start > end:
+            handle.close()
+            response = HttpResponse(status=416)
+            response["Content-Range"] = f"bytes */{size}"
+            return response
+        handle.seek(start)
+        body = handle.read(end - start + 1)
+        handle.close()
+        response = HttpResponse(body, status=206, content_type=content_type)
+        response["Content-Range"] = f"bytes {start}-{end}/{size}"
+    else:
+        response = FileResponse(handle, content_type=content_type)
+        response["Content-Length"] = str(size)
+    response["Accept-Ranges"] = "bytes"
+    response["Cache-Control"] = "private, no-store"
+    return response
+
+
+@require_POST
+@tenant_view(p.TRANSCRIBE)
+def transcription_cancel(request, job_id):
+    from transcription.services import transcription_cancel as cancel
+
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    try:
+        cancel(job=job)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("The job was canceled; its held tokens were released."))
+    return redirect("dashboard:transcription_detail", job_id=job.pk)
+
+
+@require_POST
+@tenant_view(p.TRANSCRIBE)
+def transcription_delete(request, job_id):
+    from transcription.services import transcription_delete as delete
+
+    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    try:
+        delete(job=job)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+        return redirect("dashboard:transcription_detail", job_id=job.pk)
+    messages.success(request, _("The transcription and its audio were deleted."))
+    return redirect("dashboard:transcriptions")
