@@ -213,6 +213,9 @@ def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
             truncated = True
         if used == 0:
             raise _unreadable("no audio could be decoded from it")
+        # Some cut-off files (MP3 above all) end without a decoder error; the header then promises more.
+        if hint and hint - used / SAMPLE_RATE > max(1.0, 0.05 * hint):
+            truncated = True
         if buffer.shape[0] != used:
             buffer.resize(used, refcheck=False)
         return DecodedAudio(samples=buffer, duration_s=used / SAMPLE_RATE, truncated=truncated)
