@@ -101,7 +101,8 @@ def transcription_detail(request, job_id):
 
     job = transcription_get(tenant=request.tenant, job_id=job_id)
     units = receipt_units(job=job) if job.status == Transcription.Status.SUCCEEDED else []
-    return render(request, "dashboard/transcriptions/detail.html", {"job": job, "units": units})
+    context = {"job": job, "units": units, "requested_language": (job.options or {}).get("language", "auto")}
+    return render(request, "dashboard/transcriptions/detail.html", context)
 
 
 @tenant_view(p.TRANSCRIBE)
