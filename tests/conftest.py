@@ -156,3 +156,33 @@ def wait_for(predicate, *, timeout: float = 90, interval: float = 0.1, message: 
             return value
         time.sleep(interval)
     raise AssertionError(f"Timed out after {timeout}s waiting for {message}")
+
+
+SQLITE_DELETE_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS billing_ledger_no_delete BEFORE DELETE ON billing_ledgerentry "
+    "BEGIN SELECT RAISE(ABORT, 'billing_ledgerentry is append-only'); END;"
+)
+
+
+@pytest.fixture(autouse=True)
+def _ledger_flush_allowed(request):
+    """Transactional tests end with a flush (DELETE FROM every table on SQLite). The append-only
+    trigger rightly refuses that, so lift it for the flush only; every test starts with it in place.
+    PostgreSQL flushes with TRUNCATE, which the row trigger does not see."""
+    marker = request.node.get_closest_marker("django_db")
+    names = request.fixturenames
+    transactional = "transactional_db" in names or "live_server" in names or (
+        marker is not None and marker.kwargs.get("transaction")
+    )
+    uses_db = transactional or marker is not None or "db" in names
+    if not uses_db:
+        yield
+        return
+    request.getfixturevalue("transactional_db" if transactional else "db")
+    if connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute(SQLITE_DELETE_TRIGGER)
+    yield
+    if transactional and connection.vendor == "sqlite":
+        with connection.cursor() as cursor:
+            cursor.execute("DROP TRIGGER IF EXISTS billing_ledger_no_delete")
