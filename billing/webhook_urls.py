@@ -1,3 +1,7 @@
-from django.urls import path  # noqa: F401
+"""Mounted at /webhooks/."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from billing.webhooks import stripe_webhook
+
+urlpatterns = [path("stripe/", stripe_webhook, name="stripe-webhook")]
