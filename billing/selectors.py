@@ -23,3 +23,62 @@ def ledger_sums(*, tenant) -> tuple[int, int]:
     """(Σ available_delta, Σ held_delta): must equal the stored balance."""
     agg = LedgerEntry.objects.filter(tenant=tenant).aggregate(a=Sum("available_delta"), h=Sum("held_delta"))
     return agg["a"] or 0, agg["h"] or 0
+
+
+def token_packs_list(*, currency: str | None = None):
+    """Active packs with their prices (optionally only packs sold in `currency`)."""
+    from billing.models import TokenPack
+
+    qs = TokenPack.objects.filter(active=True).prefetch_related("prices")
+    if currency:
+        qs = qs.filter(prices__currency=currency.lower())
+    return qs
+
+
+def topup_list(*, tenant):
+    from billing.models import TopUp
+
+    return TopUp.objects.filter(tenant=tenant).select_related("pack").order_by("-created_at")
+
+
+def stripe_invoices_list(*, tenant) -> tuple[list[dict], bool]:
+    """Stripe invoices of the tenant's customers, newest first; (invoices, complete). Falls back to stored URLs."""
+    from billing import stripe_api
+    from billing.models import TopUp
+
+    paid = TopUp.objects.filter(tenant=tenant, status=TopUp.Status.PAID)
+    invoices: dict[str, dict] = {}
+    complete = True
+    customer_ids = sorted(set(paid.exclude(stripe_customer_id="").values_list("stripe_customer_id", flat=True)))
+    for customer_id in customer_ids:
+        try:
+            found = stripe_api.invoices_for_customer(customer_id=customer_id)
+        except stripe_api.PaymentProviderError:
+            complete = False
+            continue
+        for inv in found:
+            invoices[inv["id"]] = {
+                "id": inv["id"],
+                "number": inv.get("number") or "",
+                "status": inv.get("status") or "",
+                "currency": inv.get("currency") or "",
+                "amount_paid": inv.get("amount_paid") or 0,
+                "created": inv.get("created"),
+                "hosted_invoice_url": inv.get("hosted_invoice_url") or "",
+                "invoice_pdf": inv.get("invoice_pdf") or "",
+            }
+    for topup in paid.exclude(stripe_invoice_id=""):
+        invoices.setdefault(
+            topup.stripe_invoice_id,
+            {
+                "id": topup.stripe_invoice_id,
+                "number": "",
+                "status": "paid",
+                "currency": topup.currency,
+                "amount_paid": topup.amount,
+                "created": int(topup.paid_at.timestamp()) if topup.paid_at else None,
+                "hosted_invoice_url": topup.hosted_invoice_url,
+                "invoice_pdf": topup.invoice_pdf,
+            },
+        )
+    return sorted(invoices.values(), key=lambda i: i["created"] or 0, reverse=True), complete
