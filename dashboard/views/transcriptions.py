@@ -91,6 +91,8 @@ def transcription_new(request):
         "hotword_lists": hotword_lists,
         "can_buy": p.role_has_perm(request.membership.role, p.VIEW_BILLING),
         "hold_rate": f"{settings.MAX_TOKENS_PER_SECOND:g}",
+        "max_mb": settings.MAX_UPLOAD_BYTES // (1024 * 1024),
+        "max_hours": f"{settings.MAX_AUDIO_SECONDS / 3600:g}",
     }
     return render(request, "dashboard/transcriptions/new.html", context, status=status)
 

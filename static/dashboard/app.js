@@ -15,7 +15,8 @@
   // Tell the server the browser's time zone once per session; the following pages show times in it.
   (function syncTimezone() {
     var body = document.body;
-    if (!body || body.dataset.auth !== "1") return;
+    // Also on the sign-in pages: the session (and its tz) survives signing in.
+    if (!body || !body.dataset.tzUrl) return;
     var tz;
     try { tz = Intl.DateTimeFormat().resolvedOptions().timeZone; } catch (err) { return; }
     if (!tz || tz === body.dataset.tz) return;

@@ -15,8 +15,8 @@ pytestmark = [pytest.mark.browser, pytest.mark.django_db(transaction=True)]
 
 
 def test_signup_verify_upload_progress_transcript_download(live_server, asr_worker, new_page, shot, grant, tmp_path):
-    from tests.audio_samples import sentence, speak_fixture, write_wav
     from tenants.models import Membership
+    from tests.audio_samples import sentence, speak_fixture, write_wav
 
     page = new_page()
     # Anonymous visitors are sent to the login page.
@@ -152,7 +152,9 @@ def test_screenshots_of_the_other_pages(live_server, tenant, owner, make_member,
 
     grant(tenant, 120_000)
     for i, name in enumerate(["lecture-week1.m4a", "call-0093.wav", "interview.mp3"]):
-        make_job(tenant, filename=name, finished_at=timezone.now() - timezone.timedelta(days=i * 3), billed_tokens=12 + i)
+        make_job(
+            tenant, filename=name, finished_at=timezone.now() - timezone.timedelta(days=i * 3), billed_tokens=12 + i
+        )
     make_job(tenant, filename="running.wav", status="running", progress=0.35, tokens=None, billed_tokens=None, text="")
     make_member(tenant, "billing", "finance@acme.test")
     page = new_page()
