@@ -82,3 +82,38 @@ def stripe_invoices_list(*, tenant) -> tuple[list[dict], bool]:
             },
         )
     return sorted(invoices.values(), key=lambda i: i["created"] or 0, reverse=True), complete
+
+
+def topups_reconciliation(*, days: int) -> dict:
+    """Paid Checkout Sessions at Stripe vs top-up credits in the ledger over the last `days` days: the differences."""
+    from datetime import timedelta
+
+    from django.utils import timezone
+
+    from billing import stripe_api
+
+    since = timezone.now() - timedelta(days=days)
+    sessions = {
+        s["id"]: s
+        for s in stripe_api.checkout_sessions_complete_since(created_gte=int(since.timestamp()))
+        if s.get("payment_status") == "paid" and (s.get("metadata") or {}).get("tenant_id")
+    }
+    credited = {e.external_ref: e for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, created_at__gte=since).select_related("tenant")}
+    if sessions:
+        # A session paid in the window may have been credited before it (clock skew): look those up too.
+        older = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, external_ref__in=list(sessions)).select_related("tenant")
+        credited.update({e.external_ref: e for e in older})
+    missing = [
+        {
+            "session_id": sid,
+            "tenant_id": s["metadata"].get("tenant_id"),
+            "tenant_slug": s["metadata"].get("tenant_slug", ""),
+            "tokens": s["metadata"].get("tokens"),
+            "amount_total": s.get("amount_total"),
+            "currency": s.get("currency"),
+        }
+        for sid, s in sessions.items()
+        if sid not in credited
+    ]
+    unknown = [e for ref, e in credited.items() if ref not in sessions and e.created_at >= since]
+    return {"days": days, "matched": len(set(sessions) & set(credited)), "missing": missing, "not_paid_at_stripe": unknown}
