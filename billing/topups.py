@@ -21,6 +21,7 @@ from billing import stripe_api
 from billing.models import Currency, LedgerEntry, TokenPack, TokenPackPrice, TopUp
 from billing.services import external_entry_write
 from portal.errors import InvalidRequest
+from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
@@ -139,13 +140,14 @@ def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
             return topup
     try:
         tokens = int(metadata["tokens"])
-    except (KeyError, TypeError, ValueError):
-        logger.error("Checkout session %s has no token count in its metadata; not credited.", session_id)
+        tenant = Tenant.objects.get(pk=int(tenant_id))
+    except (KeyError, TypeError, ValueError, Tenant.DoesNotExist):
+        logger.error("Checkout session %s has no usable tenant / token count in its metadata; not credited.", session_id)
         return None
     try:
         with transaction.atomic():
             TopUp.objects.create(
-                tenant_id=int(tenant_id),
+                tenant=tenant,
                 pack=TokenPack.objects.filter(code=metadata.get("pack", "")).first(),
                 tokens=tokens,
                 currency=(session.get("currency") or Currency.USD).lower(),

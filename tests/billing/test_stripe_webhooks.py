@@ -427,3 +427,12 @@ def test_concurrent_completed_and_async_succeeded_credit_once(fake_stripe, check
     assert LedgerEntry.objects.filter(kind="topup").count() == 1
     assert balance(billing_tenant) == STARTER
     assert_ledger_invariant(billing_tenant)
+
+
+def test_session_for_a_missing_tenant_is_ignored_not_retried_forever(client, stripe_settings, db):
+    session = {"id": "cs_test_gone", "payment_status": "paid", "metadata": {"tenant_id": "999999", "tokens": "100"}}
+
+    response = deliver(client, make_event("checkout.session.completed", session))
+
+    assert response.status_code == 200
+    assert not LedgerEntry.objects.exists()
