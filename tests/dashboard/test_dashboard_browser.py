@@ -150,7 +150,18 @@ def test_another_tenants_job_url_is_a_404(live_server, tenant, other_tenant, own
 def test_screenshots_of_the_other_pages(live_server, tenant, owner, make_member, make_job, grant, new_page, shot):
     from django.utils import timezone
 
+    from billing.models import TokenPack, TokenPackPrice
+
     grant(tenant, 120_000)
+    # Transactional tests flush the seeded packs; put two back for the billing screenshot.
+    for order, (code, name, tokens, usd, cny) in enumerate(
+        [("starter", "Starter", 100_000, 900, 6500), ("team", "Team", 1_000_000, 7900, 56900)]
+    ):
+        pack, _ = TokenPack.objects.get_or_create(
+            code=code, defaults={"name": name, "tokens": tokens, "sort_order": order}
+        )
+        TokenPackPrice.objects.get_or_create(pack=pack, currency="usd", defaults={"unit_amount": usd})
+        TokenPackPrice.objects.get_or_create(pack=pack, currency="cny", defaults={"unit_amount": cny})
     for i, name in enumerate(["lecture-week1.m4a", "call-0093.wav", "interview.mp3"]):
         make_job(
             tenant, filename=name, finished_at=timezone.now() - timezone.timedelta(days=i * 3), billed_tokens=12 + i
