@@ -11,6 +11,7 @@ audio are produced by identical espeak-ng + sox commands. Loss: cross-entropy on
 from __future__ import annotations
 
 import argparse
+import os
 import shutil
 import sys
 import time
@@ -20,8 +21,15 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
+
+import django  # noqa: E402
+
+django.setup()  # transcription.audio raises the project's domain errors, which need settings
 
 from tests.audio_samples import FIXTURE_SENTENCES, SR, sentences_json, speak_fixture  # noqa: E402
+from transcription.audio import speech_regions  # noqa: E402
+from transcription.engines.funasr import MERGE_GAP_S, plan_pieces  # noqa: E402
 from transcription.testmodels import (  # noqa: E402
     _FRONTEND,
     FEATURE_DIM,
@@ -36,23 +44,30 @@ LANG_QUERY = {"auto": 0, "zh": 3, "en": 4}  # SenseVoiceSmall's language query i
 TEXTNORM_QUERY = {"withitn": 14, "woitn": 15}
 
 
-def trim(clip: np.ndarray, *, level: float = 0.01, pad_s: float = 0.03) -> np.ndarray:
-    """Cut leading/trailing quiet the way a VAD region would (keeps `pad_s`)."""
-    loud = np.flatnonzero(np.abs(clip) > level)
-    if loud.size == 0:
-        return clip
-    pad = int(pad_s * SR)
-    return clip[max(0, loud[0] - pad) : loud[-1] + pad]
+def engine_piece(clip: np.ndarray) -> tuple[int, int]:
+    """The span the engine would cut out of this clip (same VAD and merging as FunASREngine.transcribe)."""
+    pieces = plan_pieces(speech_regions(clip, min_silence_ms=200), merge_gap=int(MERGE_GAP_S * SR), max_len=30 * SR)
+    return (pieces[0][0], pieces[-1][1]) if pieces else (0, clip.shape[0])
 
 
-def variants(clip: np.ndarray, rng: np.random.Generator) -> list[np.ndarray]:
-    """The clip as the engine may see it: whole, VAD-trimmed, padded with silence, quieter, a little noisy."""
-    cut = trim(clip)
-    out = [clip, cut, cut * 0.4, cut + rng.standard_normal(cut.shape[0]).astype(np.float32) * 0.002]
-    for _ in range(3):
-        before = np.zeros(int(rng.uniform(0.0, 1.5) * SR), dtype=np.float32)
-        after = np.zeros(int(rng.uniform(0.0, 1.5) * SR), dtype=np.float32)
-        out.append(np.concatenate([before, cut * rng.uniform(0.5, 1.0), after]))
+def variants(clip: np.ndarray, rng: np.random.Generator, count: int = 12) -> list[np.ndarray]:
+    """The clip as the engine may see it: whole, as its VAD piece, and jittered, padded, quieter, noisy crops.
+
+    The jitter matters: features are stacked 7 frames at a 60 ms stride, so a few ms of offset changes them all.
+    """
+    start, end = engine_piece(clip)
+    out = [clip, clip[start:end]]
+    for _ in range(count - 2):
+        s = int(np.clip(start + rng.integers(-int(0.08 * SR), int(0.04 * SR)), 0, clip.shape[0]))
+        e = int(np.clip(end + rng.integers(-int(0.04 * SR), int(0.08 * SR)), s + SR // 2, clip.shape[0]))
+        piece = clip[s:e] * rng.uniform(0.4, 1.0)
+        if rng.random() < 0.5:
+            before = np.zeros(int(rng.uniform(0.0, 1.5) * SR), dtype=np.float32)
+            after = np.zeros(int(rng.uniform(0.0, 1.5) * SR), dtype=np.float32)
+            piece = np.concatenate([before, piece, after])
+        if rng.random() < 0.3:
+            piece = piece + rng.standard_normal(piece.shape[0]) * 0.002
+        out.append(piece)
     return [v.astype(np.float32) for v in out]
 
 
@@ -70,7 +85,8 @@ def features(frontend, clips: list[np.ndarray]):
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("out", nargs="?", default=str(REPO / "tests" / "fixtures" / "models" / "sensevoice_trained"))
-    parser.add_argument("--steps", type=int, default=600)
+    parser.add_argument("--steps", type=int, default=700)
+    parser.add_argument("--batch", type=int, default=20)
     args = parser.parse_args()
 
     import sentencepiece as spm
@@ -113,7 +129,8 @@ def main() -> None:
     for seconds in (1.0, 3.0):
         items.append((np.zeros(int(seconds * SR), dtype=np.float32), "", [], False))
     items.append(((rng.standard_normal(2 * SR) * 0.002).astype(np.float32), "", [], False))
-    feats = features(frontend, [it[0] for it in items])
+    all_feats = features(frontend, [it[0] for it in items])
+    all_items = items
 
     optimizer = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
@@ -122,6 +139,9 @@ def main() -> None:
         # Alternate the query so the model answers both "auto" and an explicit language, with and without ITN.
         use_auto = step % 2 == 0
         itn = "withitn" if step % 4 >= 2 else "woitn"
+        chosen = sorted(rng.choice(len(all_items), size=min(args.batch, len(all_items)), replace=False).tolist())
+        items = [all_items[i] for i in chosen]
+        feats = [all_feats[i] for i in chosen]
         lang_ids, targets_tags, ctc_targets, ctc_lens = [], [], [], []
         for _clip, language, ids, is_speech in items:
             lang_ids.append(LANG_QUERY["auto" if use_auto or not language else language])

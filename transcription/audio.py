@@ -27,7 +27,7 @@ MAX_CHANNELS = 8
 # Decoders may emit a few hundred extra samples (AAC priming, resampler tails): allow this much
 # over the caller's limit before calling a file too long.
 CAP_GRACE_SECONDS = 0.5
-_INITIAL_SECONDS = 600.0  # first buffer size when nothing better is known; it grows by 1.5x
+_INITIAL_SECONDS = 600.0  # largest first buffer (the header may lie); it grows by 1.5x from there
 
 _UNREADABLE = (
     "The file could not be read as audio ({reason}). Supported formats: "
@@ -169,7 +169,7 @@ def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
         elif container.duration is not None:
             hint = container.duration / 1_000_000
         # The header only sizes the first allocation (it can lie either way), bounded by the cap.
-        first = int((hint + 1.0) * SAMPLE_RATE) if hint and hint > 0 else int(_INITIAL_SECONDS * SAMPLE_RATE)
+        first = int((min(hint, _INITIAL_SECONDS) if hint and hint > 0 else _INITIAL_SECONDS) + 1.0) * SAMPLE_RATE
         buffer = np.empty(max(SAMPLE_RATE, min(first, cap)), dtype=np.float32)
         used = 0
         truncated = False

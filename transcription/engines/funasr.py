@@ -42,7 +42,10 @@ LONG_JOB_S = 600.0  # after this much audio on CUDA, hand cached blocks back to 
 
 
 def looks_like_path(model: str) -> bool:
-    return model.startswith(("/", ".", "~")) or os.sep in model
+    """A local directory reference rather than a hub id ('owner/name' has exactly one slash)."""
+    if model.startswith(("/", ".", "~")) or (os.altsep and os.altsep in model):
+        return True
+    return model.count(os.sep) > 1 or (os.sep in model and Path(model).exists())
 
 
 def import_funasr():

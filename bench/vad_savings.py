@@ -1,0 +1,56 @@
+"""ASR time with VAD vs without on half-silent audio, through FunASREngine and the trained fixture model."""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.test")
+
+import django  # noqa: E402
+
+django.setup()
+
+import numpy as np  # noqa: E402
+
+from tests import audio_samples as samples  # noqa: E402
+from transcription.engines.base import TranscribeOptions  # noqa: E402
+from transcription.engines.funasr import FunASREngine  # noqa: E402
+
+SECONDS = 300.0
+TARGET = 0.45
+
+
+def main() -> None:
+    gap = samples.silence(2.0)
+    speech = np.concatenate([np.concatenate([samples.speak_fixture(s["id"]), gap]) for s in samples.FIXTURE_SENTENCES])
+    audio = samples.half_silent(SECONDS, speech=speech)
+    audio = audio + (np.random.default_rng(0).standard_normal(audio.shape[0]) * 0.001).astype(np.float32)
+    engine = FunASREngine(model=str(samples.FIXTURE_MODEL), device="cpu", threads=1, batch_size_s=60)
+    engine.transcribe(audio[: 10 * 16_000], options=TranscribeOptions())  # load the model and warm up
+
+    rows = {}
+    for vad in (False, True):
+        cpu, wall = time.process_time(), time.perf_counter()
+        result = engine.transcribe(audio, options=TranscribeOptions(vad=vad))
+        rows[vad] = (result, time.process_time() - cpu, time.perf_counter() - wall)
+    off, on = rows[False], rows[True]
+    saved = 1 - on[0].asr_ms / max(1, off[0].asr_ms)
+    saved_total = 1 - on[1] / off[1]
+    print(f"{SECONDS / 60:.0f} min half-silent audio, trained fixture SenseVoice, 1 thread")
+    for label, (res, cpu_s, wall_s) in (("VAD off", off), ("VAD on", on)):
+        print(
+            f"{label:8} asr {res.asr_ms:6d} ms  vad {res.vad_ms:5d} ms  speech {res.speech_s:6.1f}/{res.audio_s:.1f} s  "
+            f"cpu {cpu_s:6.2f} s  wall {wall_s:6.2f} s  segments {len(res.segments)}"
+        )
+    print(f"ASR time saved by VAD: {100 * saved:.1f}% (ratio on/off {on[0].asr_ms / max(1, off[0].asr_ms):.2f})")
+    print(f"Total CPU saved including the VAD itself: {100 * saved_total:.1f}%")
+    print("OK" if saved >= TARGET else "BELOW TARGET", f"(target: VAD saves >= {100 * TARGET:.0f}% of ASR time)")
+
+
+if __name__ == "__main__":
+    main()
