@@ -28,6 +28,7 @@ urlpatterns = [
     path("app/hotwords/<str:list_id>/delete/", hotwords.hotword_list_remove, name="hotword_delete"),
     path("app/billing/", billing.billing, name="billing"),
     path("app/billing/checkout/", billing.billing_checkout, name="billing_checkout"),
+    path("app/billing/statements/<str:period>/", billing.billing_statement, name="billing_statement"),
     path("app/members/", members.member_list, name="members"),
     path("app/members/<str:membership_id>/role/", members.member_role, name="member_role"),
     path("app/members/<str:membership_id>/remove/", members.member_remove, name="member_remove"),

@@ -2,6 +2,7 @@
 
 from django.contrib import messages
 from django.core.paginator import Paginator
+from django.http import HttpResponse
 from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
@@ -10,11 +11,13 @@ from billing.selectors import balance_get, ledger_list
 from dashboard import permissions as p
 from dashboard.selectors import token_pack_list, topup_list
 from dashboard.views.base import tenant_view
-from portal.errors import DomainError
+from portal.errors import DomainError, NotFound
 
 
 @tenant_view(p.VIEW_BILLING)
 def billing(request):
+    from billing.statements import statement_periods
+
     checkout = request.GET.get("checkout")
     if checkout == "success":
         messages.success(request, _("Thank you! Your tokens are credited as soon as Stripe confirms the payment."))
@@ -28,6 +31,7 @@ def billing(request):
         "packs": token_pack_list(),
         "ledger": ledger,
         "topups": topup_list(tenant=request.tenant)[:50],
+        "statements": statement_periods(tenant=request.tenant)[:24],
     }
     return render(request, "dashboard/billing.html", context)
 
@@ -52,3 +56,24 @@ def billing_checkout(request):
         messages.error(request, _("The payment page could not be opened; please try again."))
         return redirect("dashboard:billing")
     return redirect(url)
+
+
+@tenant_view(p.VIEW_BILLING)
+def billing_statement(request, period: str):
+    """A monthly statement (the billing app renders it), as HTML or, with ?format=pdf, as a PDF."""
+    from billing.statements import statement_build, statement_html, statement_pdf
+
+    try:
+        statement = statement_build(tenant=request.tenant, period=period)
+    except DomainError as exc:
+        raise NotFound(exc.message) from None
+    if request.GET.get("format") == "pdf":
+        try:
+            body = statement_pdf(statement=statement)
+        except (ImportError, OSError):
+            messages.error(request, _("PDF statements are not available on this server; use the HTML version."))
+            return redirect("dashboard:billing")
+        response = HttpResponse(body, content_type="application/pdf")
+        response["Content-Disposition"] = f'attachment; filename="tingxie-statement-{period}.pdf"'
+        return response
+    return HttpResponse(statement_html(statement=statement))

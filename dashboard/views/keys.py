@@ -13,21 +13,28 @@ from tenants.models import ApiKey
 from tenants.selectors import api_key_get, api_key_list
 from tenants.services import api_key_create, api_key_revoke
 
+SESSION_NEW_KEY = "new_api_key"
+
 
 @tenant_view(p.MANAGE_KEYS)
 def key_list(request):
+    form = ApiKeyCreateForm(request.POST or None)
+    if request.method == "POST" and form.is_valid():
+        key, raw = api_key_create(tenant=request.tenant, name=form.cleaned_data["name"], created_by=request.user)
+        # Post/redirect/get: the raw key waits in the session for exactly one page view.
+        request.session[SESSION_NEW_KEY] = {"id": str(key.pk), "tenant_id": request.tenant.pk, "raw": raw}
+        return redirect("dashboard:keys")
     new_key = None
-    if request.method == "POST":
-        form = ApiKeyCreateForm(request.POST)
-        if form.is_valid():
-            key, raw = api_key_create(tenant=request.tenant, name=form.cleaned_data["name"], created_by=request.user)
-            new_key = {"key": key, "raw": raw}
-            form = ApiKeyCreateForm()
-    else:
-        form = ApiKeyCreateForm()
+    pending = request.session.pop(SESSION_NEW_KEY, None)
     keys = api_key_list(tenant=request.tenant).select_related("created_by")
-    status = 201 if new_key else 200
-    return render(request, "dashboard/keys.html", {"form": form, "keys": keys, "new_key": new_key}, status=status)
+    if pending and pending.get("tenant_id") == request.tenant.pk:
+        key = keys.filter(pk=pending["id"]).first()
+        if key is not None:
+            new_key = {"key": key, "raw": pending["raw"]}
+    status = 400 if request.method == "POST" else 200
+    response = render(request, "dashboard/keys.html", {"form": form, "keys": keys, "new_key": new_key}, status=status)
+    response["Cache-Control"] = "no-store"
+    return response
 
 
 @require_POST

@@ -135,11 +135,12 @@ def test_key_is_shown_once_and_revoke_makes_the_api_refuse_it(tenant, owner_clie
 
     from tests.dashboard.conftest import api_probe_path
 
-    response = owner_client.post(reverse("dashboard:keys"), {"name": "ci-pipeline"})
-    assert response.status_code == 201
+    response = owner_client.post(reverse("dashboard:keys"), {"name": "ci-pipeline"}, follow=True)
+    assert response.status_code == 200
     raw = response.context["new_key"]["raw"]
     assert raw in response.content.decode()
-    assert raw not in owner_client.get(reverse("dashboard:keys")).content.decode()
+    assert response["Cache-Control"] == "no-store"
+    assert raw not in owner_client.get(reverse("dashboard:keys")).content.decode()  # shown once
 
     probe = api_probe_path()
     api = APIClient()
@@ -333,3 +334,24 @@ def test_chinese_interface(tenant, owner_client):
 def test_browser_language_picks_chinese(client):
     page = client.get(reverse("account_login"), HTTP_ACCEPT_LANGUAGE="zh-CN,zh;q=0.9").content.decode()
     assert 'lang="zh-hans"' in page
+
+
+def test_monthly_statement_for_billing_roles_only(tenant, other_tenant, make_member, login, grant):
+    from django.utils import timezone
+
+    grant(tenant, 500)
+    period = timezone.now().strftime("%Y-%m")
+    billing = login(make_member(tenant, "billing"))
+    page = billing.get(reverse("dashboard:billing")).content.decode()
+    assert reverse("dashboard:billing_statement", args=[period]) in page
+    response = billing.get(reverse("dashboard:billing_statement", args=[period]))
+    assert response.status_code == 200 and tenant.name in response.content.decode()
+    assert billing.get(reverse("dashboard:billing_statement", args=["2026-13"])).status_code == 404
+    member = login(make_member(tenant, "member"))
+    assert member.get(reverse("dashboard:billing_statement", args=[period])).status_code == 403
+
+
+def test_two_factor_setup_is_reachable(owner_client):
+    assert owner_client.get("/accounts/2fa/").status_code == 200
+    response = owner_client.get("/accounts/2fa/totp/activate/")
+    assert response.status_code in (200, 302)
