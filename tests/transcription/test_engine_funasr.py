@@ -186,3 +186,17 @@ def test_join_and_planning_helpers():
         (300, 400),
     ]
     assert plan_batches([(0, 10), (10, 30), (30, 35)], budget=25) == [[(0, 10)], [(10, 30), (30, 35)]]
+
+
+def test_several_pieces_in_one_batch_keep_their_own_text_and_times(engine, zh, en):
+    gap = samples.silence(2.0)
+    audio = np.concatenate([gap, zh, gap, en, gap])
+
+    result = engine.transcribe(audio, options=TranscribeOptions())  # batch_size_s=60: one generate call
+
+    assert len(result.segments) == 2
+    first, second = result.segments
+    assert "公园散步" in first.text and first.language == "zh"
+    assert "transcription service" in second.text and second.language == "en"
+    assert 1.7 <= first.start < first.end <= 2.0 + zh.shape[0] / 16000 + 0.1
+    assert second.start >= 4.0 + zh.shape[0] / 16000 - 0.3

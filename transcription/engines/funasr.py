@@ -287,15 +287,13 @@ class FunASREngine(BaseEngine):
 
     def _recognize(self, pieces: list[np.ndarray], kwargs: dict, offset: int) -> list[str]:
         model = self.load()
-        keys = [f"piece{offset + i}" for i in range(len(pieces))]
+        keys = [f"piece{offset + i}" for i in range(len(pieces))]  # explicit keys avoid funasr's random ones
         with self._lock:  # AutoModel mutates its kwargs during generate: one call at a time
             results = model.generate(input=pieces, key=keys, batch_size=1, **kwargs)
-        by_key = {}
-        for result in results:
-            key = result.get("key")
-            key = key[0] if isinstance(key, list | tuple) else key
-            by_key[key] = str(result.get("text", ""))
-        return [by_key.get(k, "") for k in keys]
+        # Results come back in input order; funasr repeats the first key for every item, so keys cannot be used.
+        if len(results) != len(pieces):
+            raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
+        return [str(result.get("text", "")) for result in results]
 
     def transcribe(
         self, audio: np.ndarray, *, options: TranscribeOptions, progress: ProgressCallback | None = None
