@@ -17,6 +17,16 @@ PASSWORD = "correct-horse-battery"
 ROLES = ("owner", "admin", "member", "billing")
 
 
+@pytest.fixture(autouse=True)
+def _clear_cache():
+    """allauth rate limits (e.g. one confirmation email per address per 3 minutes) live in the cache."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 @pytest.fixture
 def make_member():
     """make_member(tenant, role, email=None) -> user with a membership of `role` in `tenant`."""
