@@ -26,9 +26,12 @@ TARGET = 0.45
 
 
 def main() -> None:
-    gap = samples.silence(2.0)
-    speech = np.concatenate([np.concatenate([samples.speak_fixture(s["id"]), gap]) for s in samples.FIXTURE_SENTENCES])
-    audio = samples.half_silent(SECONDS, speech=speech)
+    clips = [samples.speak_fixture(s["id"]) for s in samples.FIXTURE_SENTENCES]
+    spoken_s = sum(c.shape[0] for c in clips) / 16_000
+    gap = samples.silence(1.0)
+    speech = np.concatenate([np.concatenate([clip, gap]) for clip in clips])
+    # Outer gap chosen so that the spoken seconds are half of the file (the inner 1 s gaps count as silence).
+    audio = samples.half_silent(SECONDS, speech=speech, gap_s=spoken_s - len(clips))
     audio = audio + (np.random.default_rng(0).standard_normal(audio.shape[0]) * 0.001).astype(np.float32)
     engine = FunASREngine(model=str(samples.FIXTURE_MODEL), device="cpu", threads=1, batch_size_s=60)
     engine.transcribe(audio[: 10 * 16_000], options=TranscribeOptions())  # load the model and warm up
@@ -48,7 +51,10 @@ def main() -> None:
             f"cpu {cpu_s:6.2f} s  wall {wall_s:6.2f} s  segments {len(res.segments)}"
         )
     print(f"ASR time saved by VAD: {100 * saved:.1f}% (ratio on/off {on[0].asr_ms / max(1, off[0].asr_ms):.2f})")
-    print(f"Total CPU saved including the VAD itself: {100 * saved_total:.1f}%")
+    print(
+        f"Total CPU saved including the VAD itself: {100 * saved_total:.1f}% (this tiny model runs at RTF ~0.003, "
+        "about the VAD's own cost; with a real model ASR dominates and the total saving approaches the ASR saving)"
+    )
     print("OK" if saved >= TARGET else "BELOW TARGET", f"(target: VAD saves >= {100 * TARGET:.0f}% of ASR time)")
 
 
