@@ -27,7 +27,9 @@ def media(tmp_path_factory):
     long_src = samples.write_wav(root / "long_src.wav", samples.tone(120.0))
     files["long_mp3"] = samples.convert(long_src, root / "long.mp3")
     files["long_flac"] = samples.convert(long_src, root / "long.flac")
-    files["quiet_flac"] = samples.convert(samples.write_wav(root / "quiet.wav", samples.silence(600.0)), root / "quiet.flac")
+    files["quiet_flac"] = samples.convert(
+        samples.write_wav(root / "quiet.wav", samples.silence(600.0)), root / "quiet.flac"
+    )
     return root, files
 
 

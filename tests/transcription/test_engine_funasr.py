@@ -150,7 +150,9 @@ def test_hub_ids_are_not_checked_on_disk():
 
     assert engine.name == "iic/SenseVoiceSmall"
     assert engine.supports_hotwords is False
-    assert FunASREngine(model="iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch").supports_hotwords
+    assert FunASREngine(
+        model="iic/speech_seaco_paraformer_large_asr_nat-zh-cn-16k-common-vocab8404-pytorch"
+    ).supports_hotwords
 
 
 def test_device_auto_picks_cpu_here_and_cuda_when_available(monkeypatch):

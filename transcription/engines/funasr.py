@@ -104,7 +104,9 @@ def parse_tags(raw: str) -> tuple[str, str, str, tuple[str, ...]]:
 def tidy_spaces(text: str) -> str:
     """Collapse whitespace and drop spaces between CJK characters (Paraformer spaces every character)."""
     text = " ".join(text.split())
-    return re.sub(r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]) (?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])", "", text)
+    return re.sub(
+        r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]) (?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])", "", text
+    )
 
 
 def join_texts(parts: list[str]) -> str:
