@@ -70,8 +70,8 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.strea
     """Open a container and return its first audio stream after the sanity checks shared by probe and decode."""
     try:
         container = av.open(str(path), mode="r", metadata_errors="ignore")
-    except FileNotFoundError as exc:
-        raise _unreadable("file not found") from exc
+    except FileNotFoundError:
+        raise  # our storage lost the file: not the uploader's fault, callers handle it (e.g. "audio_missing")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
         raise _unreadable("unknown or damaged format") from exc
     try:

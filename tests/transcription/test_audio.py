@@ -135,9 +135,11 @@ def test_more_than_8_channels_is_rejected(tmp_path):
     assert "10 channels" in excinfo.value.message
 
 
-def test_missing_file_is_unsupported_not_a_crash(tmp_path):
-    with pytest.raises(UnsupportedAudio):
+def test_missing_file_raises_file_not_found_for_the_caller_to_handle(tmp_path):
+    with pytest.raises(FileNotFoundError):
         probe(tmp_path / "nope.wav")
+    with pytest.raises(FileNotFoundError):
+        decode(tmp_path / "nope.wav", max_seconds=60)
 
 
 def test_too_long_for_the_setting_is_rejected_by_probe(media, settings):
