@@ -214,8 +214,12 @@ def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
             except av.FFmpegError:
                 truncated = True  # skip the bad packet, keep what decoded
                 continue
-            for frame in decoded:
-                append(resampler.resample(frame))
+            try:
+                for frame in decoded:
+                    append(resampler.resample(frame))
+            except ValueError:
+                truncated = True  # the stream changed format midway (e.g. chained Ogg): keep what came before
+                break
         try:
             append(resampler.resample(None))
         except av.FFmpegError:
