@@ -23,6 +23,7 @@ from transcription.engines.funasr import FunASREngine  # noqa: E402
 
 SECONDS = 300.0
 TARGET = 0.45
+REPEATS = 3
 
 
 def main() -> None:
@@ -38,13 +39,16 @@ def main() -> None:
 
     rows = {}
     for vad in (False, True):
-        cpu, wall = time.process_time(), time.perf_counter()
-        result = engine.transcribe(audio, options=TranscribeOptions(vad=vad))
-        rows[vad] = (result, time.process_time() - cpu, time.perf_counter() - wall)
+        runs = []
+        for _ in range(REPEATS):  # the tiny model takes < 1 s: keep the best of a few runs against noise
+            cpu, wall = time.process_time(), time.perf_counter()
+            result = engine.transcribe(audio, options=TranscribeOptions(vad=vad))
+            runs.append((result, time.process_time() - cpu, time.perf_counter() - wall))
+        rows[vad] = min(runs, key=lambda run: run[0].asr_ms)
     off, on = rows[False], rows[True]
     saved = 1 - on[0].asr_ms / max(1, off[0].asr_ms)
     saved_total = 1 - on[1] / off[1]
-    print(f"{SECONDS / 60:.0f} min half-silent audio, trained fixture SenseVoice, 1 thread")
+    print(f"{SECONDS / 60:.0f} min half-silent audio, trained fixture SenseVoice, 1 thread, best of {REPEATS}")
     for label, (res, cpu_s, wall_s) in (("VAD off", off), ("VAD on", on)):
         print(
             f"{label:8} asr {res.asr_ms:6d} ms  vad {res.vad_ms:5d} ms  speech {res.speech_s:6.1f}/{res.audio_s:.1f} s  "
