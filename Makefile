@@ -36,7 +36,7 @@ run: setup
 	./scripts/run.sh
 
 web: venv
-	$(VENV)/bin/gunicorn portal.wsgi -b 127.0.0.1:$(PORT) -w 1 --threads 16 --access-logfile -
+	$(VENV)/bin/gunicorn portal.wsgi -b 127.0.0.1:$(PORT) -w 1 --threads 64 --access-logfile -
 
 worker: venv
 	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster

@@ -68,7 +68,10 @@ def variant(samples: np.ndarray, i: int) -> bytes:
 class Stack:
     """gunicorn + one ASR worker cluster (+ the default cluster) on a fresh database."""
 
-    def __init__(self, *, broker: str = "orm", asr_workers: int = 1, web_threads: int = 16, database_url: str | None = None):
+    def __init__(
+        self, *, broker: str = "orm", asr_workers: int = 1, web_threads: int = 64, database_url: str | None = None,
+        log_level: str = "WARNING",
+    ):
         self.tmp = tempfile.TemporaryDirectory(prefix="tingxie-bench-")
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
@@ -85,7 +88,7 @@ class Stack:
             "REDIS_URL": redis_url,
             "API_SUBMIT_RATE": "1000000/min",
             "API_READ_RATE": "10000000/min",
-            "LOG_LEVEL": "WARNING",
+            "LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
         }
         if broker == "redis":
@@ -136,13 +139,14 @@ class Stack:
         r.raise_for_status()
         return r.json(), (time.perf_counter() - t0) * 1000
 
-    def wait(self, session: requests.Session, job_id: str, *, interval: float = 0.005, timeout: float = 300) -> dict:
+    def wait(self, session: requests.Session, job_id: str, *, timeout: float = 300, **_ignored) -> dict:
+        """Long-poll GET ?wait= until the job is final (what an API client would do)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            body = session.get(f"{self.url}/api/v1/transcriptions/{job_id}", headers=self.headers, timeout=60).json()
+            body = session.get(f"{self.url}/api/v1/transcriptions/{job_id}", params={"wait": 30},
+                               headers=self.headers, timeout=60).json()  # fmt: skip
             if body["status"] in ("succeeded", "failed", "canceled"):
                 return body
-            time.sleep(interval)
         raise TimeoutError(job_id)
 
     def warm_up(self, audio: bytes, n: int = 3) -> None:

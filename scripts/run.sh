@@ -13,7 +13,7 @@ cleanup() {
 }
 trap cleanup INT TERM EXIT
 
-.venv/bin/gunicorn portal.wsgi -b "127.0.0.1:${PORT}" -w 1 --threads 16 --access-logfile - &
+.venv/bin/gunicorn portal.wsgi -b "127.0.0.1:${PORT}" -w 1 --threads 64 --access-logfile - &
 pids+=($!)
 $PY manage.py qcluster &
 pids+=($!)

@@ -280,11 +280,27 @@ def transcription_claim(*, job_id) -> Claim | None:
         job.progress = 0.0
         job.started_at = job.started_at or now
         job.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        _last_beat.clear()
+        _last_beat[(job.pk, job.attempt)] = time.monotonic()
         return Claim(job_id=job.pk, attempt=job.attempt)
 
 
-def transcription_heartbeat(*, claim: Claim, progress: float) -> None:
-    """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current."""
+HEARTBEAT_MIN_INTERVAL_S = 0.5
+_last_beat: dict = {}
+
+
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+    """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
+
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per job (progress is for humans; the lease is
+    far longer), so short jobs cost one claim and one finalize transaction.
+    """
+    key = (claim.job_id, claim.attempt)
+    now = time.monotonic()
+    if not force and now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        return
+    _last_beat.clear()
+    _last_beat[key] = now
     updated = Transcription.objects.filter(pk=claim.job_id, attempt=claim.attempt, status=Status.RUNNING).update(
         progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until()
     )

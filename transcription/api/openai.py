@@ -5,8 +5,6 @@ Existing OpenAI SDK code works with `base_url=<host>/v1` and a Tingxie API key.
 
 from __future__ import annotations
 
-import time
-
 from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
@@ -18,11 +16,11 @@ from tenants.api.base import TenantApi
 from transcription import services
 from transcription.api.views import reject_oversized_body
 from transcription.formats import to_srt, to_vtt
+from transcription.selectors import transcription_wait_final
 from transcription.models import Transcription
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice", "tingxie-default")
 LANGUAGE_MAP = {"": "auto", "auto": "auto", "zh": "zh", "en": "en", "yue": "yue", "ja": "ja", "ko": "ko"}
-POLL_SECONDS = 0.05
 
 
 class OpenAITranscriptionSerializer(serializers.Serializer):
@@ -46,19 +44,15 @@ class OpenAITranscriptionSerializer(serializers.Serializer):
 
 
 def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcription:
-    deadline = time.monotonic() + timeout_s
-    while not job.is_final:
-        if time.monotonic() > deadline:
-            raise DomainError(
-                f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "
-                f"poll GET /api/v1/transcriptions/{job.pk}.",
-                code="timeout",
-                status_code=504,
-                job_id=str(job.pk),
-            )
-        time.sleep(POLL_SECONDS)
-        job.refresh_from_db(fields=["status", "text", "segments", "language", "duration_s", "billed_tokens", "tokens",
-                                    "error_code", "error_message", "finished_at", "progress"])  # fmt: skip
+    job = transcription_wait_final(tenant=job.tenant, job_id=job.pk, timeout_s=timeout_s)
+    if not job.is_final:
+        raise DomainError(
+            f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "
+            f"poll GET /api/v1/transcriptions/{job.pk}.",
+            code="timeout",
+            status_code=504,
+            job_id=str(job.pk),
+        )
     return job
 
 

@@ -80,10 +80,32 @@ class TranscriptionCreateListApi(TenantApi):
         return paginator.get_paginated_response([job_representation(j) for j in page])
 
 
+MAX_WAIT_SECONDS = 60
+
+
 class TranscriptionDetailApi(TenantApi):
-    @extend_schema(responses={200: JobSerializer}, summary="Get a transcription")
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "wait", float, required=False,
+                description=f"Long-poll: answer as soon as the job is final, or after this many seconds (max {MAX_WAIT_SECONDS}).",
+            )
+        ],
+        responses={200: JobSerializer},
+        summary="Get a transcription",
+    )  # fmt: skip
     def get(self, request, job_id):
-        return Response(job_representation(selectors.transcription_get(tenant=self.tenant, job_id=job_id)))
+        wait = request.query_params.get("wait")
+        if wait is None:
+            return Response(job_representation(selectors.transcription_get(tenant=self.tenant, job_id=job_id)))
+        try:
+            seconds = float(wait)
+        except ValueError:
+            seconds = -1.0
+        if not 0 <= seconds <= MAX_WAIT_SECONDS:
+            raise InvalidRequest(f"wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}.")
+        job = selectors.transcription_wait_final(tenant=self.tenant, job_id=job_id, timeout_s=seconds)
+        return Response(job_representation(job))
 
     @extend_schema(responses={204: None}, summary="Delete a transcription's audio and text (the ledger stays)")
     def delete(self, request, job_id):
