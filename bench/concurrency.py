@@ -95,7 +95,13 @@ def bench_ours(clip, broker: str) -> dict:
         stop.set()
         for p in probers:
             p.join()
-        return {"rps": CLIENTS * PER_CLIENT / wall, "submit": submits, "latency": done, "health": health, "status": status}
+        return {
+            "rps": CLIENTS * PER_CLIENT / wall,
+            "submit": submits,
+            "latency": done,
+            "health": health,
+            "status": status,
+        }
     finally:
         stack.stop()
 
@@ -113,10 +119,14 @@ def main() -> None:
         print(f"tingxie [{broker:5}] /healthz under load : {summary(ours['health'])}")
         print(f"tingxie [{broker:5}] GET job under load  : {summary(ours['status'])}")
         ratio = ours["rps"] / peer["rps"]
-        print(f"TARGET [{broker}] throughput ratio vs peer: {ratio:.2f} (>= 1.00 -> {'MET' if ratio >= 1 else 'MISSED'})")
+        print(
+            f"TARGET [{broker}] throughput ratio vs peer: {ratio:.2f} (>= 1.00 -> {'MET' if ratio >= 1 else 'MISSED'})"
+        )
         p95 = pct(ours["submit"], 95)
         print(f"TARGET [{broker}] submit p95: {p95:.1f} ms (<= 50 -> {'MET' if p95 <= 50 else 'MISSED'})")
-        print(f"TARGET [{broker}] health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs {pct(peer['health'], 95):.1f} ms")
+        print(
+            f"TARGET [{broker}] health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs {pct(peer['health'], 95):.1f} ms"
+        )
 
 
 if __name__ == "__main__":

@@ -69,7 +69,12 @@ class Stack:
     """gunicorn + one ASR worker cluster (+ the default cluster) on a fresh database."""
 
     def __init__(
-        self, *, broker: str = "orm", asr_workers: int = 1, web_threads: int = 64, database_url: str | None = None,
+        self,
+        *,
+        broker: str = "orm",
+        asr_workers: int = 1,
+        web_threads: int = 64,
+        database_url: str | None = None,
         log_level: str = "WARNING",
     ):
         self.tmp = tempfile.TemporaryDirectory(prefix="tingxie-bench-")
@@ -107,14 +112,22 @@ class Stack:
         self._wait_healthy()
 
     def _manage(self, *args: str) -> str:
-        return subprocess.run([PY, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True).stdout
+        return subprocess.run(
+            [PY, "manage.py", *args], cwd=ROOT, env=self.env, check=True, capture_output=True, text=True
+        ).stdout
 
     def _spawn(self, name: str, cmd: list[str], extra: dict | None = None) -> None:
         log = Path(self.tmp.name) / f"{name}.log"
         self.logs.append(log)
         self.procs.append(
-            subprocess.Popen(cmd, cwd=ROOT, env={**self.env, **(extra or {})}, stdout=open(log, "wb"),  # noqa: SIM115
-                             stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+            subprocess.Popen(
+                cmd,
+                cwd=ROOT,
+                env={**self.env, **(extra or {})},
+                stdout=open(log, "wb"),  # noqa: SIM115
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )  # fmt: skip
         )
 
     def _wait_healthy(self, timeout: float = 60) -> None:

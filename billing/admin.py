@@ -136,7 +136,19 @@ LEDGER_CSV_FIELDS = [
 
 @admin.register(LedgerEntry)
 class LedgerEntryAdmin(ReadOnlyAdmin):
-    list_display = ["id", "created_at", "tenant", "kind", "available_delta", "held_delta", "available_after", "held_after", "external_ref", "actor", "memo"]
+    list_display = [
+        "id",
+        "created_at",
+        "tenant",
+        "kind",
+        "available_delta",
+        "held_delta",
+        "available_after",
+        "held_after",
+        "external_ref",
+        "actor",
+        "memo",
+    ]
     list_filter = ["kind", "tenant", ("created_at", admin.DateFieldListFilter)]
     list_select_related = ["tenant", "actor"]
     search_fields = ["external_ref", "memo", "tenant__slug"]
@@ -153,9 +165,19 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         for e in queryset.select_related("tenant", "actor").order_by("id"):
             writer.writerow(
                 [
-                    e.pk, e.created_at.isoformat(), e.tenant.slug, e.kind, e.available_delta, e.held_delta,
-                    e.available_after, e.held_after, e.job_id or "", e.external_ref,
-                    e.actor.get_username() if e.actor else "", e.actor_label, e.memo,
+                    e.pk,
+                    e.created_at.isoformat(),
+                    e.tenant.slug,
+                    e.kind,
+                    e.available_delta,
+                    e.held_delta,
+                    e.available_after,
+                    e.held_after,
+                    e.job_id or "",
+                    e.external_ref,
+                    e.actor.get_username() if e.actor else "",
+                    e.actor_label,
+                    e.memo,
                 ]  # fmt: skip
             )
         return response
@@ -211,7 +233,10 @@ class TopUpAdmin(ReadOnlyAdmin):
         if request.method == "POST":
             try:
                 result = topups.topups_reconcile(days=days)
-                self.message_user(request, f"Checked {result.checked} sessions; credited {len(result.credited)}: {', '.join(result.credited) or '-'}.")
+                self.message_user(
+                    request,
+                    f"Checked {result.checked} sessions; credited {len(result.credited)}: {', '.join(result.credited) or '-'}.",
+                )
             except DomainError as exc:
                 self.message_user(request, exc.message, messages.ERROR)
             return HttpResponseRedirect(f"{reverse('admin:billing_topup_reconcile')}?days={days}")

@@ -56,7 +56,9 @@ class LedgerEntry(models.Model):
         "transcription.Transcription", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
     )
     external_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
-    actor = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+")
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
+    )
     actor_label = models.CharField(max_length=64, blank=True, default="")
     memo = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
@@ -77,11 +79,16 @@ class LedgerEntry(models.Model):
                 condition=Q(kind__in=["topup", "refund", "dispute", "dispute_reversal"]),
                 name="uniq_external_money_kind",
             ),
-            models.CheckConstraint(condition=~Q(kind__in=["hold", "release", "debit"]) | Q(job__isnull=False), name="job_kinds_have_job"),
+            models.CheckConstraint(
+                condition=~Q(kind__in=["hold", "release", "debit"]) | Q(job__isnull=False), name="job_kinds_have_job"
+            ),
             models.CheckConstraint(
                 condition=~Q(kind__in=["grant", "adjustment"]) | ~Q(memo=""), name="manual_entries_have_memo"
             ),
         ]
+
+    def __str__(self) -> str:
+        return f"#{self.pk} {self.kind} {self.available_delta:+}/{self.held_delta:+} ({self.tenant_id})"
 
     def save(self, *args, **kwargs):
         if not self._state.adding:
@@ -90,9 +97,6 @@ class LedgerEntry(models.Model):
 
     def delete(self, *args, **kwargs):
         raise AppendOnlyError("Ledger entries are append-only; write a new entry instead.")
-
-    def __str__(self) -> str:
-        return f"#{self.pk} {self.kind} {self.available_delta:+}/{self.held_delta:+} ({self.tenant_id})"
 
 
 class Currency(models.TextChoices):
@@ -162,7 +166,9 @@ class TopUp(models.Model):
     ledger_entry = models.OneToOneField(
         LedgerEntry, null=True, blank=True, on_delete=models.PROTECT, related_name="topup"
     )
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     created_at = models.DateTimeField(auto_now_add=True, db_index=True)
     paid_at = models.DateTimeField(null=True, blank=True)
     failure_message = models.TextField(blank=True, default="")

@@ -98,10 +98,15 @@ def topups_reconciliation(*, days: int) -> dict:
         for s in stripe_api.checkout_sessions_complete_since(created_gte=int(since.timestamp()))
         if s.get("payment_status") == "paid" and (s.get("metadata") or {}).get("tenant_id")
     }
-    credited = {e.external_ref: e for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, created_at__gte=since).select_related("tenant")}
+    credited = {
+        e.external_ref: e
+        for e in LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, created_at__gte=since).select_related("tenant")
+    }
     if sessions:
         # A session paid in the window may have been credited before it (clock skew): look those up too.
-        older = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, external_ref__in=list(sessions)).select_related("tenant")
+        older = LedgerEntry.objects.filter(kind=LedgerEntry.Kind.TOPUP, external_ref__in=list(sessions)).select_related(
+            "tenant"
+        )
         credited.update({e.external_ref: e for e in older})
     missing = [
         {
@@ -116,4 +121,9 @@ def topups_reconciliation(*, days: int) -> dict:
         if sid not in credited
     ]
     unknown = [e for ref, e in credited.items() if ref not in sessions and e.created_at >= since]
-    return {"days": days, "matched": len(set(sessions) & set(credited)), "missing": missing, "not_paid_at_stripe": unknown}
+    return {
+        "days": days,
+        "matched": len(set(sessions) & set(credited)),
+        "missing": missing,
+        "not_paid_at_stripe": unknown,
+    }

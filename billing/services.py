@@ -46,7 +46,9 @@ def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_del
 
 
 @transaction.atomic
-def tokens_grant(*, tenant, tokens: int, memo: str, actor=None, actor_label: str = "", kind: str = Kind.GRANT) -> LedgerEntry:
+def tokens_grant(
+    *, tenant, tokens: int, memo: str, actor=None, actor_label: str = "", kind: str = Kind.GRANT
+) -> LedgerEntry:
     """Grant (positive) or adjust (either sign) a balance by hand; a memo is required."""
     if not (memo or "").strip():
         raise InvalidRequest("A memo is required for grants and adjustments.")
@@ -57,7 +59,9 @@ def tokens_grant(*, tenant, tokens: int, memo: str, actor=None, actor_label: str
     if tokens == 0:
         raise InvalidRequest("An adjustment of 0 tokens changes nothing.")
     account = account_lock(tenant_id=tenant.pk)
-    return _write(account=account, kind=kind, available_delta=tokens, memo=memo.strip(), actor=actor, actor_label=actor_label)
+    return _write(
+        account=account, kind=kind, available_delta=tokens, memo=memo.strip(), actor=actor, actor_label=actor_label
+    )
 
 
 def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
@@ -71,7 +75,9 @@ def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
                 needed_tokens=tokens,
                 available_tokens=account.available,
             )
-        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, job=job, actor_label="system")
+        return _write(
+            account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, job=job, actor_label="system"
+        )
 
 
 def hold_settle(*, job, tokens: int) -> tuple[int, LedgerEntry | None]:
@@ -85,10 +91,19 @@ def hold_settle(*, job, tokens: int) -> tuple[int, LedgerEntry | None]:
         billed = min(tokens, held)
         debit = None
         if billed > 0:
-            debit = _write(account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, job=job, actor_label="system")
+            debit = _write(
+                account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, job=job, actor_label="system"
+            )
         rest = held - billed
         if rest > 0:
-            _write(account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, job=job, actor_label="system")
+            _write(
+                account=account,
+                kind=Kind.RELEASE,
+                available_delta=rest,
+                held_delta=-rest,
+                job=job,
+                actor_label="system",
+            )
         return billed, debit
 
 
@@ -99,7 +114,12 @@ def hold_release(*, job) -> LedgerEntry | None:
             return None
         account = account_lock(tenant_id=job.tenant_id)
         return _write(
-            account=account, kind=Kind.RELEASE, available_delta=job.held_tokens, held_delta=-job.held_tokens, job=job, actor_label="system"
+            account=account,
+            kind=Kind.RELEASE,
+            available_delta=job.held_tokens,
+            held_delta=-job.held_tokens,
+            job=job,
+            actor_label="system",
         )
 
 
@@ -119,7 +139,14 @@ def external_entry_write(
             account = account_lock(tenant_id=tenant.pk)
             if LedgerEntry.objects.filter(kind=kind, external_ref=external_ref).exists():
                 return None
-            return _write(account=account, kind=kind, available_delta=tokens, external_ref=external_ref, memo=memo, actor_label=actor_label)
+            return _write(
+                account=account,
+                kind=kind,
+                available_delta=tokens,
+                external_ref=external_ref,
+                memo=memo,
+                actor_label=actor_label,
+            )
     except IntegrityError:
         # A concurrent writer won the unique (kind, external_ref) race.
         return None

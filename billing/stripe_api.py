@@ -51,7 +51,9 @@ def _call(what: str, fn, *args, **kwargs):
         return fn(*args, **kwargs)
     except stripe.StripeError as exc:
         logger.warning("Stripe %s failed: %s", what, exc)
-        raise PaymentProviderError(f"The payment provider refused or failed to {what}: {exc.user_message or exc}") from exc
+        raise PaymentProviderError(
+            f"The payment provider refused or failed to {what}: {exc.user_message or exc}"
+        ) from exc
 
 
 def webhook_verify(*, payload: bytes, signature_header: str | None) -> None:

@@ -71,7 +71,10 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
         "topup_id": str(topup.pk),
     }
     customer_id = (
-        TopUp.objects.filter(tenant=tenant).exclude(stripe_customer_id="").values_list("stripe_customer_id", flat=True).first()
+        TopUp.objects.filter(tenant=tenant)
+        .exclude(stripe_customer_id="")
+        .values_list("stripe_customer_id", flat=True)
+        .first()
     )
     site = settings.SITE_URL.rstrip("/")
     params: dict[str, Any] = {
@@ -84,7 +87,10 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
                 "price_data": {
                     "currency": currency,
                     "unit_amount": price.unit_amount,
-                    "product_data": {"name": f"Tingxie {pack.name}: {pack.tokens:,} tokens", "metadata": {"pack": pack.code}},
+                    "product_data": {
+                        "name": f"Tingxie {pack.name}: {pack.tokens:,} tokens",
+                        "metadata": {"pack": pack.code},
+                    },
                 },
             }
         ],
@@ -142,7 +148,9 @@ def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
         tokens = int(metadata["tokens"])
         tenant = Tenant.objects.get(pk=int(tenant_id))
     except (KeyError, TypeError, ValueError, Tenant.DoesNotExist):
-        logger.error("Checkout session %s has no usable tenant / token count in its metadata; not credited.", session_id)
+        logger.error(
+            "Checkout session %s has no usable tenant / token count in its metadata; not credited.", session_id
+        )
         return None
     try:
         with transaction.atomic():
@@ -193,8 +201,15 @@ def topup_fulfil(*, session: dict[str, Any]) -> LedgerEntry | None:
         topup.invoice_pdf = invoice.get("invoice_pdf") or topup.invoice_pdf
     topup.save(
         update_fields=[
-            "ledger_entry", "status", "paid_at", "failure_message", "stripe_payment_intent_id",
-            "stripe_customer_id", "stripe_invoice_id", "hosted_invoice_url", "invoice_pdf",
+            "ledger_entry",
+            "status",
+            "paid_at",
+            "failure_message",
+            "stripe_payment_intent_id",
+            "stripe_customer_id",
+            "stripe_invoice_id",
+            "hosted_invoice_url",
+            "invoice_pdf",
         ]
     )
     return entry
@@ -247,10 +262,15 @@ def charge_refunds_apply(*, charge: dict[str, Any]) -> list[LedgerEntry]:
         refunds = embedded["data"]
     else:
         refunds = stripe_api.refunds_for_charge(charge_id=charge["id"])
-    refunds = sorted((r for r in refunds if r.get("status") in REFUND_COUNTED_STATUSES), key=lambda r: (r.get("created", 0), r["id"]))
+    refunds = sorted(
+        (r for r in refunds if r.get("status") in REFUND_COUNTED_STATUSES), key=lambda r: (r.get("created", 0), r["id"])
+    )
     refund_ids = [r["id"] for r in refunds]
     already = -(
-        LedgerEntry.objects.filter(kind=Kind.REFUND, external_ref__in=refund_ids).aggregate(s=Sum("available_delta"))["s"] or 0
+        LedgerEntry.objects.filter(kind=Kind.REFUND, external_ref__in=refund_ids).aggregate(s=Sum("available_delta"))[
+            "s"
+        ]
+        or 0
     )
     entries = []
     for refund in refunds:

@@ -95,12 +95,16 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     if event.get("api_version") and event["api_version"] != settings.STRIPE_API_VERSION:
         logger.warning(
             "Stripe event %s has API version %s; we pin %s. Processing it anyway.",
-            event_id, event["api_version"], settings.STRIPE_API_VERSION,
+            event_id,
+            event["api_version"],
+            settings.STRIPE_API_VERSION,
         )
     stripe_event_record(event=event)
     try:
         status = stripe_event_process(event_id=event_id)
     except Exception:
         logger.exception("Stripe event %s (%s) failed; Stripe will retry.", event_id, event_type)
-        return JsonResponse(error_body("processing_failed", "The event could not be processed; retry later."), status=500)
+        return JsonResponse(
+            error_body("processing_failed", "The event could not be processed; retry later."), status=500
+        )
     return JsonResponse({"received": True, "id": event_id, "status": status})

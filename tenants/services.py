@@ -42,7 +42,9 @@ def membership_set(*, tenant: Tenant, user, role: str) -> Membership:
     return membership
 
 
-def api_key_create(*, tenant: Tenant, name: str, created_by=None, expiry_date: datetime | None = None) -> tuple[ApiKey, str]:
+def api_key_create(
+    *, tenant: Tenant, name: str, created_by=None, expiry_date: datetime | None = None
+) -> tuple[ApiKey, str]:
     """Returns the key row and the raw key; the raw key is never stored and cannot be shown again."""
     key, raw = ApiKey.objects.create_key(name=name, tenant=tenant, created_by=created_by, expiry_date=expiry_date)
     return key, raw
@@ -59,7 +61,9 @@ def membership_remove(*, membership: Membership) -> None:
     """Remove a member; the last owner of a tenant cannot be removed."""
     with transaction.atomic():
         if membership.role == Membership.Role.OWNER:
-            owners = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
+            owners = Membership.objects.select_for_update().filter(
+                tenant_id=membership.tenant_id, role=Membership.Role.OWNER
+            )
             if owners.count() <= 1:
                 raise Conflict("A workspace must keep at least one owner.")
         membership.delete()
@@ -71,7 +75,9 @@ def membership_role_change(*, membership: Membership, role: str) -> Membership:
         raise InvalidRequest(f"Unknown role {role!r}.")
     with transaction.atomic():
         if membership.role == Membership.Role.OWNER and role != Membership.Role.OWNER:
-            owners = Membership.objects.select_for_update().filter(tenant_id=membership.tenant_id, role=Membership.Role.OWNER)
+            owners = Membership.objects.select_for_update().filter(
+                tenant_id=membership.tenant_id, role=Membership.Role.OWNER
+            )
             if owners.count() <= 1:
                 raise Conflict("A workspace must keep at least one owner.")
         if membership.role != role:
@@ -89,7 +95,9 @@ def invitation_create(*, tenant: Tenant, email: str, role: str, invited_by=None,
         raise Conflict(f"{email} is already a member of this workspace.")
     now = timezone.now()
     with transaction.atomic():
-        Invitation.objects.filter(tenant=tenant, email__iexact=email, accepted_at=None, revoked_at=None).update(revoked_at=now)
+        Invitation.objects.filter(tenant=tenant, email__iexact=email, accepted_at=None, revoked_at=None).update(
+            revoked_at=now
+        )
         return Invitation.objects.create(
             tenant=tenant, email=email, role=role, invited_by=invited_by, expires_at=now + timedelta(days=valid_days)
         )
@@ -109,7 +117,9 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
         if not invitation.is_pending:
             raise InvalidRequest("This invitation has expired, was revoked or was already used.")
         if (user.email or "").strip().lower() != invitation.email.lower():
-            raise InvalidRequest(f"This invitation was sent to {invitation.email}; sign in with that email address to accept it.")
+            raise InvalidRequest(
+                f"This invitation was sent to {invitation.email}; sign in with that email address to accept it."
+            )
         membership, created = Membership.objects.get_or_create(
             tenant=invitation.tenant, user=user, defaults={"role": invitation.role}
         )

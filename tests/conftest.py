@@ -73,7 +73,9 @@ def assert_ledger_consistent(tenant) -> None:
     available, held = ledger_sums(tenant=tenant)
     assert (account.available, account.held) == (available, held)
     open_holds = sum(
-        Transcription.objects.filter(tenant=tenant, status__in=["queued", "running"]).values_list("held_tokens", flat=True)
+        Transcription.objects.filter(tenant=tenant, status__in=["queued", "running"]).values_list(
+            "held_tokens", flat=True
+        )
     )
     assert account.held == open_holds
 
@@ -171,8 +173,10 @@ def _ledger_flush_allowed(request):
     PostgreSQL flushes with TRUNCATE, which the row trigger does not see."""
     marker = request.node.get_closest_marker("django_db")
     names = request.fixturenames
-    transactional = "transactional_db" in names or "live_server" in names or (
-        marker is not None and marker.kwargs.get("transaction")
+    transactional = (
+        "transactional_db" in names
+        or "live_server" in names
+        or (marker is not None and marker.kwargs.get("transaction"))
     )
     uses_db = transactional or marker is not None or "db" in names
     if not uses_db:

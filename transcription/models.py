@@ -30,7 +30,9 @@ class Transcription(models.Model):
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="transcriptions")
     api_key = models.ForeignKey("tenants.ApiKey", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
-    created_by = models.ForeignKey(settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    created_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
     source = models.CharField(max_length=16, choices=Source.choices, default=Source.API)
 
     # Input
@@ -42,7 +44,8 @@ class Transcription(models.Model):
     options_hash = models.CharField(max_length=64, default="")
     model = models.CharField(max_length=255, default="")
     webhook_url = models.URLField(max_length=1000, blank=True, default="")
-    idempotency_key = models.CharField(max_length=255, null=True, blank=True)
+    # NULL (not "") when absent, so the unique (tenant, idempotency_key) constraint ignores it.
+    idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
     request_hash = models.CharField(max_length=64, blank=True, default="")
     probed_duration_s = models.FloatField(default=0)
 
@@ -93,7 +96,9 @@ class Transcription(models.Model):
         ]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "idempotency_key"], condition=Q(idempotency_key__isnull=False), name="uniq_job_idempotency"
+                fields=["tenant", "idempotency_key"],
+                condition=Q(idempotency_key__isnull=False),
+                name="uniq_job_idempotency",
             ),
             models.CheckConstraint(condition=Q(progress__gte=0) & Q(progress__lte=1), name="job_progress_0_1"),
             models.CheckConstraint(

@@ -81,7 +81,9 @@ def usage_by_day(*, tenant, start: date, end: date) -> list[dict]:
     lo = timezone.make_aware(datetime.combine(start, time.min), tz)
     hi = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), tz)
     rows = (
-        Transcription.objects.filter(tenant=tenant, status=Transcription.Status.SUCCEEDED, finished_at__gte=lo, finished_at__lt=hi)
+        Transcription.objects.filter(
+            tenant=tenant, status=Transcription.Status.SUCCEEDED, finished_at__gte=lo, finished_at__lt=hi
+        )
         .annotate(day=TruncDate("finished_at", tzinfo=tz))
         .values("day")
         .annotate(jobs=Count("pk"), audio_seconds=Sum("duration_s"), tokens=Sum("billed_tokens"))

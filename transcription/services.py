@@ -341,7 +341,10 @@ def transcription_run(*, job_id) -> str:
         return "failed"
     except FileNotFoundError:
         transcription_fail(
-            job_id=job_id, attempt=claim.attempt, code="audio_missing", message="The stored audio is gone; upload it again."
+            job_id=job_id,
+            attempt=claim.attempt,
+            code="audio_missing",
+            message="The stored audio is gone; upload it again.",
         )
         return "failed"
     except Exception:
@@ -446,7 +449,9 @@ def transcription_cancel(*, job: Transcription) -> Transcription:
         if job.status == Status.CANCELED:
             return job
         if job.is_final:
-            raise Conflict(f"The job already {job.status}; only queued or running jobs can be canceled.", code="job_finished")
+            raise Conflict(
+                f"The job already {job.status}; only queued or running jobs can be canceled.", code="job_finished"
+            )
         hold_release(job=job)
         job.status = Status.CANCELED
         job.lease_expires_at = None
@@ -492,9 +497,13 @@ def transcriptions_sweep() -> dict:
             transaction.on_commit(lambda job_id=job_id: transcription_enqueue(job_id=job_id))
             counts["requeued"] += 1
     stale_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
-    stale = Transcription.objects.filter(status=Status.QUEUED, enqueued_at__lt=stale_before).values_list("pk", flat=True)
+    stale = Transcription.objects.filter(status=Status.QUEUED, enqueued_at__lt=stale_before).values_list(
+        "pk", flat=True
+    )
     for job_id in list(stale):
-        if Transcription.objects.filter(pk=job_id, status=Status.QUEUED, enqueued_at__lt=stale_before).update(enqueued_at=now):
+        if Transcription.objects.filter(pk=job_id, status=Status.QUEUED, enqueued_at__lt=stale_before).update(
+            enqueued_at=now
+        ):
             transcription_enqueue(job_id=job_id)
             counts["reenqueued"] += 1
     return counts
@@ -514,7 +523,9 @@ def webhook_enqueue(*, job_id, attempt: int = 1) -> None:
 def webhook_payload(job: Transcription) -> bytes:
     from transcription.api.serializers import job_representation
 
-    return json.dumps({"type": f"transcription.{job.status}", "data": job_representation(job)}, ensure_ascii=False).encode()
+    return json.dumps(
+        {"type": f"transcription.{job.status}", "data": job_representation(job)}, ensure_ascii=False
+    ).encode()
 
 
 def webhook_sign(*, secret: str, timestamp: int, body: bytes) -> str:

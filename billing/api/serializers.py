@@ -74,4 +74,6 @@ class StripeInvoiceSerializer(serializers.Serializer):
 class InvoicesOutputSerializer(serializers.Serializer):
     statements = StatementRefSerializer(many=True)
     invoices = StripeInvoiceSerializer(many=True)
-    invoices_complete = serializers.BooleanField(help_text="False when Stripe could not be reached; stored links shown.")
+    invoices_complete = serializers.BooleanField(
+        help_text="False when Stripe could not be reached; stored links shown."
+    )

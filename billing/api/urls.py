@@ -10,5 +10,7 @@ urlpatterns = [
     path("billing/packs", views.PackListApi.as_view(), name="billing-packs"),
     path("billing/checkout", views.CheckoutCreateApi.as_view(), name="billing-checkout"),
     path("billing/invoices", views.InvoiceListApi.as_view(), name="billing-invoices"),
-    re_path(r"^billing/statements/(?P<period>[0-9]{4}-[0-9]{2})$", views.StatementGetApi.as_view(), name="billing-statement"),
+    re_path(
+        r"^billing/statements/(?P<period>[0-9]{4}-[0-9]{2})$", views.StatementGetApi.as_view(), name="billing-statement"
+    ),
 ]

@@ -73,7 +73,9 @@ class CheckoutCreateApi(TenantApi):
 
 
 class InvoiceListApi(TenantApi):
-    @extend_schema(responses={200: InvoicesOutputSerializer}, summary="Monthly statements and Stripe invoices", tags=["billing"])
+    @extend_schema(
+        responses={200: InvoicesOutputSerializer}, summary="Monthly statements and Stripe invoices", tags=["billing"]
+    )
     def get(self, request):
         periods = statements.statement_periods(tenant=self.tenant)
         for row in periods:

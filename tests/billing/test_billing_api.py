@@ -54,7 +54,9 @@ def test_ledger_rejects_unknown_kind(billing_api_client, granted):
     assert response.json()["error"]["code"] == "invalid_request"
 
 
-def test_checkout_returns_session_and_records_pending_topup(billing_api_client, fake_stripe, token_packs, billing_tenant):
+def test_checkout_returns_session_and_records_pending_topup(
+    billing_api_client, fake_stripe, token_packs, billing_tenant
+):
     response = billing_api_client.post("/api/v1/billing/checkout", {"pack": "team"}, format="json")
 
     assert response.status_code == 201
@@ -78,7 +80,9 @@ def test_checkout_returns_session_and_records_pending_topup(billing_api_client, 
 
 
 def test_checkout_in_cny_uses_the_cny_price_and_lets_stripe_pick_methods(billing_api_client, fake_stripe, token_packs):
-    response = billing_api_client.post("/api/v1/billing/checkout", {"pack": "starter", "currency": "CNY"}, format="json")
+    response = billing_api_client.post(
+        "/api/v1/billing/checkout", {"pack": "starter", "currency": "CNY"}, format="json"
+    )
 
     assert response.status_code == 201
     params = next(r for r in fake_stripe.requests if r["method"] == "POST")["body"]
@@ -116,11 +120,17 @@ def test_checkout_when_stripe_is_down_is_502_and_topup_failed(billing_api_client
 def test_packs_list(billing_api_client, token_packs):
     packs = billing_api_client.get("/api/v1/billing/packs").json()
 
-    assert [(p["code"], p["tokens"]) for p in packs] == [("starter", 100_000), ("team", 1_000_000), ("business", 10_000_000)]
+    assert [(p["code"], p["tokens"]) for p in packs] == [
+        ("starter", 100_000),
+        ("team", 1_000_000),
+        ("business", 10_000_000),
+    ]
     assert {pr["currency"] for pr in packs[0]["prices"]} == {"usd", "cny"}
 
 
-def test_invoices_lists_statements_and_stripe_invoices(client, billing_api_client, fake_stripe, checkout, billing_tenant):
+def test_invoices_lists_statements_and_stripe_invoices(
+    client, billing_api_client, fake_stripe, checkout, billing_tenant
+):
     session = fake_stripe.pay(checkout()["id"])
     deliver(client, make_event("checkout.session.completed", session))
 

@@ -96,8 +96,13 @@ def _queued_job(tenant):
 def test_finalize_twice_sequentially_one_debit(tenant):
     job = _queued_job(tenant)
     claim = services.transcription_claim(job_id=job.pk)
-    assert services.transcription_finalize(claim=claim, text="one two", segments=[], language="en", duration_s=2) is True
-    assert services.transcription_finalize(claim=claim, text="one two three", segments=[], language="en", duration_s=2) is False
+    assert (
+        services.transcription_finalize(claim=claim, text="one two", segments=[], language="en", duration_s=2) is True
+    )
+    assert (
+        services.transcription_finalize(claim=claim, text="one two three", segments=[], language="en", duration_s=2)
+        is False
+    )
     job.refresh_from_db()
     assert job.billed_tokens == 2 and job.text == "one two"
     assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
@@ -109,7 +114,8 @@ def test_finalize_concurrently_one_debit(tenant, n):
     job = _queued_job(tenant)
     claim = services.transcription_claim(job_id=job.pk)
     results = run_parallel(
-        n, lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2)
+        n,
+        lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2),
     )
     assert sorted(map(str, results)) == ["False"] * (n - 1) + ["True"]
     assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
@@ -121,7 +127,8 @@ def test_finalize_concurrently_on_postgres(tenant, require_postgres):
     job = _queued_job(tenant)
     claim = services.transcription_claim(job_id=job.pk)
     results = run_parallel(
-        10, lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2)
+        10,
+        lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2),
     )
     assert results.count(True) == 1 and results.count(False) == 9
     assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1

@@ -63,7 +63,12 @@ def test_grant_records_the_staff_user_and_memo(finance_client, finance_user, bil
 
     assert response.status_code == 302
     entry = LedgerEntry.objects.get()
-    assert (entry.kind, entry.available_delta, entry.memo, entry.actor) == ("grant", 5_000, "pilot customer", finance_user)
+    assert (entry.kind, entry.available_delta, entry.memo, entry.actor) == (
+        "grant",
+        5_000,
+        "pilot customer",
+        finance_user,
+    )
     assert_ledger_invariant(billing_tenant)
 
 
@@ -76,7 +81,9 @@ def test_grant_refuses_negative_tokens(finance_client, billing_tenant):
     assert not LedgerEntry.objects.exists()
 
 
-def test_adjust_can_remove_tokens_and_refund_as_tokens_credits(finance_client, finance_user, billing_tenant, billing_other_tenant):
+def test_adjust_can_remove_tokens_and_refund_as_tokens_credits(
+    finance_client, finance_user, billing_tenant, billing_other_tenant
+):
     accounts = list(BalanceAccount.objects.filter(tenant__in=[billing_tenant, billing_other_tenant]))
 
     run_action(finance_client, "adjust_tokens", accounts[:1], tokens=-300, memo="double-billed job", apply="1")
@@ -127,7 +134,9 @@ def test_ledger_filters_and_csv_export(finance_client, billing_tenant, billing_o
     b = tokens_grant(tenant=billing_other_tenant, tokens=-4, memo="second", kind="adjustment")
 
     filtered = finance_client.get("/admin/billing/ledgerentry/", {"kind__exact": "adjustment"})
-    export = finance_client.post("/admin/billing/ledgerentry/", {"action": "export_csv", "_selected_action": [a.pk, b.pk]})
+    export = finance_client.post(
+        "/admin/billing/ledgerentry/", {"action": "export_csv", "_selected_action": [a.pk, b.pk]}
+    )
 
     assert "second" in filtered.content.decode() and "first, with a comma" not in filtered.content.decode()
     assert export["Content-Type"].startswith("text/csv")
@@ -159,7 +168,9 @@ def test_topups_and_events_are_listed(client, finance_client, fake_stripe, check
     assert finance_client.get("/admin/billing/stripeevent/add/").status_code == 403
 
 
-def test_reconciliation_page_shows_and_credits_missing_sessions(client, finance_client, fake_stripe, checkout, billing_tenant):
+def test_reconciliation_page_shows_and_credits_missing_sessions(
+    client, finance_client, fake_stripe, checkout, billing_tenant
+):
     ok = fake_stripe.pay(checkout()["id"])
     deliver(client, make_event("checkout.session.completed", ok))
     lost = fake_stripe.pay(checkout("team")["id"])

@@ -19,7 +19,9 @@ def test_grant_writes_entry_and_balance(tenant):
     assert ledger_sums(tenant=tenant) == (500, 0)
 
 
-@pytest.mark.parametrize(("tokens", "memo", "kind"), [(10, "", "grant"), (10, "   ", "grant"), (-5, "x", "grant"), (0, "x", "adjustment")])
+@pytest.mark.parametrize(
+    ("tokens", "memo", "kind"), [(10, "", "grant"), (10, "   ", "grant"), (-5, "x", "grant"), (0, "x", "adjustment")]
+)
 def test_manual_entries_are_validated(tenant, tokens, memo, kind):
     with pytest.raises(InvalidRequest):
         tokens_grant(tenant=tenant, tokens=tokens, memo=memo, kind=kind)

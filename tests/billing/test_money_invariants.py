@@ -67,7 +67,9 @@ class MoneyMachine(RuleBasedStateMachine):
         text = " ".join(f"w{i}" for i in range(tokens))
         services.transcription_finalize(claim=claim, text=text, segments=[], language="en", duration_s=1.0)
         # A second finalize of the same attempt (re-delivered task) must change nothing.
-        assert services.transcription_finalize(claim=claim, text=text, segments=[], language="en", duration_s=1.0) is False
+        assert (
+            services.transcription_finalize(claim=claim, text=text, segments=[], language="en", duration_s=1.0) is False
+        )
 
     @rule(job_id=consumes(jobs))
     def fail(self, job_id):
@@ -87,7 +89,9 @@ class MoneyMachine(RuleBasedStateMachine):
         """The worker died: the lease expires, the sweeper re-queues (or fails past the cap)."""
         if job_id is None or self._claim(job_id) is None:
             return
-        Transcription.objects.filter(pk=job_id, status="running").update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+        Transcription.objects.filter(pk=job_id, status="running").update(
+            lease_expires_at=timezone.now() - timedelta(seconds=1)
+        )
         services.transcriptions_sweep()
         self.claims.pop(job_id, None)
 
@@ -100,9 +104,12 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def held_equals_open_holds(self):
         account = BalanceAccount.objects.get(tenant=self.tenant)
-        open_holds = Transcription.objects.filter(tenant=self.tenant, status__in=["queued", "running"]).aggregate(
-            s=Sum("held_tokens")
-        )["s"] or 0
+        open_holds = (
+            Transcription.objects.filter(tenant=self.tenant, status__in=["queued", "running"]).aggregate(
+                s=Sum("held_tokens")
+            )["s"]
+            or 0
+        )
         assert account.held == open_holds
 
     @invariant()

@@ -40,7 +40,9 @@ def history(billing_tenant, billing_other_tenant):
         external_entry_write(tenant=billing_tenant, kind="topup", tokens=100_000, external_ref="cs_nov", memo="starter")
         tokens_grant(tenant=billing_other_tenant, tokens=9_999, memo="someone else")
     with at(2026, 11, 10):
-        nov_job = finished_job(billing_tenant, when=datetime(2026, 11, 10, 12, tzinfo=UTC), duration_s=60.5, held=800, used=500)
+        nov_job = finished_job(
+            billing_tenant, when=datetime(2026, 11, 10, 12, tzinfo=UTC), duration_s=60.5, held=800, used=500
+        )
     with at(2026, 11, 15):
         tokens_grant(tenant=billing_tenant, tokens=-200, memo="duplicate upload credit reversed", kind="adjustment")
     with at(2026, 11, 30):
@@ -68,7 +70,9 @@ def test_november_statement_adds_up(billing_tenant, history):
 
 def test_months_chain_and_the_last_closing_is_the_balance(billing_tenant, history):
     with at(2026, 12, 20):
-        october, november, december = (statement_build(tenant=billing_tenant, period=p) for p in ("2026-10", "2026-11", "2026-12"))
+        october, november, december = (
+            statement_build(tenant=billing_tenant, period=p) for p in ("2026-10", "2026-11", "2026-12")
+        )
 
     assert october.opening_balance == 0 and october.closing_balance == 1_000
     assert november.opening_balance == october.closing_balance

@@ -48,7 +48,11 @@ def test_reconcile_pages_through_every_session(client, fake_stripe, checkout, bi
     assert out.count("credited cs_") == 105
     assert LedgerEntry.objects.filter(kind="topup").count() == len(sessions)
     assert BalanceAccount.objects.get(tenant=billing_tenant).available == 105 * 100_000
-    assert [r["query"].get("starting_after") is not None for r in fake_stripe.requests if r["path"] == "/v1/checkout/sessions" and r["method"] == "GET"] == [False, True]
+    assert [
+        r["query"].get("starting_after") is not None
+        for r in fake_stripe.requests
+        if r["path"] == "/v1/checkout/sessions" and r["method"] == "GET"
+    ] == [False, True]
     assert_ledger_invariant(billing_tenant)
 
 

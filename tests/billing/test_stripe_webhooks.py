@@ -136,7 +136,13 @@ def test_paid_session_unknown_locally_is_credited_from_metadata(client, fake_str
 
 
 def test_session_without_our_metadata_is_ignored(client, fake_stripe, billing_tenant):
-    foreign = {"id": "cs_test_foreign", "payment_status": "paid", "metadata": {}, "amount_total": 100, "currency": "usd"}
+    foreign = {
+        "id": "cs_test_foreign",
+        "payment_status": "paid",
+        "metadata": {},
+        "amount_total": 100,
+        "currency": "usd",
+    }
 
     response = deliver(client, make_event("checkout.session.completed", foreign))
 
@@ -208,7 +214,9 @@ def test_api_version_mismatch_is_logged_not_refused(client, fake_stripe, checkou
     assert_ledger_invariant(billing_tenant)
 
 
-def test_handler_error_rolls_back_and_answers_500_then_retry_succeeds(client, fake_stripe, checkout, billing_tenant, monkeypatch):
+def test_handler_error_rolls_back_and_answers_500_then_retry_succeeds(
+    client, fake_stripe, checkout, billing_tenant, monkeypatch
+):
     session = fake_stripe.pay(checkout()["id"])
     event = make_event("checkout.session.completed", session)
 
@@ -314,7 +322,12 @@ def test_refund_arriving_before_the_session_event_credits_then_reverses(client, 
 
 
 def test_refund_of_a_foreign_charge_is_ignored(client, fake_stripe, billing_tenant):
-    charge = {"id": "ch_other", "amount": 100, "payment_intent": "pi_unknown", "refunds": {"data": [], "has_more": False}}
+    charge = {
+        "id": "ch_other",
+        "amount": 100,
+        "payment_intent": "pi_unknown",
+        "refunds": {"data": [], "has_more": False},
+    }
 
     assert deliver(client, make_event("charge.refunded", charge)).status_code == 200
     assert not LedgerEntry.objects.exists()
@@ -362,7 +375,10 @@ def test_won_dispute_closed_before_created_nets_to_zero(client, fake_stripe, che
 def test_inquiry_withdraws_nothing(client, fake_stripe, checkout, billing_tenant):
     session = _paid(client, fake_stripe, checkout)
 
-    deliver(client, make_event("charge.dispute.created", fake_stripe.dispute(session["id"], status="warning_needs_response")))
+    deliver(
+        client,
+        make_event("charge.dispute.created", fake_stripe.dispute(session["id"], status="warning_needs_response")),
+    )
 
     assert balance(billing_tenant) == STARTER
     assert_ledger_invariant(billing_tenant)

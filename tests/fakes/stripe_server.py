@@ -166,7 +166,14 @@ class FakeStripe:
             charge["refunds"] = {"object": "list", "data": refunds, "has_more": False}
         return charge
 
-    def dispute(self, session_id: str, *, status: str = "needs_response", amount: int | None = None, dispute_id: str | None = None):
+    def dispute(
+        self,
+        session_id: str,
+        *,
+        status: str = "needs_response",
+        amount: int | None = None,
+        dispute_id: str | None = None,
+    ):
         s = self.sessions[session_id]
         return {
             "id": dispute_id or self._id("dp"),
@@ -190,7 +197,9 @@ class FakeStripe:
 
     def handle(self, method: str, path: str, query: dict[str, Any], body: dict[str, Any], headers) -> tuple[int, Any]:
         with self._lock:
-            self.requests.append({"method": method, "path": path, "query": query, "body": body, "headers": dict(headers)})
+            self.requests.append(
+                {"method": method, "path": path, "query": query, "body": body, "headers": dict(headers)}
+            )
             if self.fail_next > 0:
                 self.fail_next -= 1
                 return 500, {"error": {"type": "api_error", "message": "Fake outage."}}
@@ -225,7 +234,9 @@ class FakeStripe:
             if method == "GET" and path == "/v1/invoices":
                 items = [i for i in self.invoices.values() if i["customer"] == query.get("customer")]
                 return 200, self._list(items, query, path)
-            return 404, {"error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method} {path})."}}
+            return 404, {
+                "error": {"type": "invalid_request_error", "message": f"Unrecognized request URL ({method} {path})."}
+            }
 
     def _handler_class(self):
         fake = self

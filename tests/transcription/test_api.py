@@ -232,7 +232,11 @@ def test_transcript_formats(api_client, tenant, grant):
     job = Transcription.objects.get(pk=submit(api_client).json()["id"])
     not_ready = api_client.get(f"/api/v1/transcriptions/{job.pk}/transcript?format=srt")
     assert not_ready.status_code == 409 and not_ready.json()["error"]["code"] == "transcript_not_ready"
-    finish(job, text="first. second", segments=[{"start": 0.0, "end": 1.25, "text": "first."}, {"start": 61.5, "end": 3723.004, "text": "second"}])
+    finish(
+        job,
+        text="first. second",
+        segments=[{"start": 0.0, "end": 1.25, "text": "first."}, {"start": 61.5, "end": 3723.004, "text": "second"}],
+    )
     srt = api_client.get(f"/api/v1/transcriptions/{job.pk}/transcript?format=srt").content.decode()
     assert srt == "1\n00:00:00,000 --> 00:00:01,250\nfirst.\n\n2\n00:01:01,500 --> 01:02:03,004\nsecond\n"
     vtt = api_client.get(f"/api/v1/transcriptions/{job.pk}/transcript?format=vtt").content.decode()
@@ -303,7 +307,9 @@ def test_another_tenants_job_is_404_on_every_endpoint(api_client, other_client, 
     assert job.deleted_at is None and job.status == "succeeded"
 
 
-def test_cache_hit_same_tenant_only(api_client, other_client, tenant, other_tenant, grant, django_capture_on_commit_callbacks):
+def test_cache_hit_same_tenant_only(
+    api_client, other_client, tenant, other_tenant, grant, django_capture_on_commit_callbacks
+):
     grant(tenant, 1000)
     grant(other_tenant, 1000)
     audio = tone_wav(2.0)
@@ -316,7 +322,9 @@ def test_cache_hit_same_tenant_only(api_client, other_client, tenant, other_tena
     assert callbacks == []  # no task queued: the model does not run
     other = other_client.post("/api/v1/transcriptions", {"file": upload(audio)}, format="multipart").json()
     assert other["status"] == "queued" and other["cache_hit"] is False
-    different_options = api_client.post("/api/v1/transcriptions", {"file": upload(audio), "itn": "false"}, format="multipart").json()
+    different_options = api_client.post(
+        "/api/v1/transcriptions", {"file": upload(audio), "itn": "false"}, format="multipart"
+    ).json()
     assert different_options["cache_hit"] is False
     assert_ledger_consistent(tenant)
     assert_ledger_consistent(other_tenant)

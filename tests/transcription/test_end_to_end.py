@@ -41,7 +41,9 @@ def poll_done(base: str, key: str, job_id: str, timeout: float = 120) -> dict:
     seen_progress = []
 
     def done():
-        body = requests.get(f"{base}/api/v1/transcriptions/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=10).json()
+        body = requests.get(
+            f"{base}/api/v1/transcriptions/{job_id}", headers={"Authorization": f"Bearer {key}"}, timeout=10
+        ).json()
         seen_progress.append(body["progress"])
         return body if body["status"] in ("succeeded", "failed", "canceled") else None
 
@@ -66,7 +68,9 @@ def test_upload_to_transcript_with_real_words(live_server, asr_worker, tenant, a
     assert job["usage"]["billed_tokens"] == job["usage"]["tokens"] > 0
     assert job["usage"]["billed_tokens"] <= job["usage"]["held_tokens"]
     headers = {"Authorization": f"Bearer {api_key[1]}"}
-    srt = requests.get(f"{live_server.url}/api/v1/transcriptions/{job['id']}/transcript?format=srt", headers=headers, timeout=10)
+    srt = requests.get(
+        f"{live_server.url}/api/v1/transcriptions/{job['id']}/transcript?format=srt", headers=headers, timeout=10
+    )
     blocks = srt.text.strip().split("\n\n")
     assert srt.status_code == 200 and blocks
     for i, block in enumerate(blocks, start=1):
@@ -74,7 +78,9 @@ def test_upload_to_transcript_with_real_words(live_server, asr_worker, tenant, a
         assert lines[0] == str(i)
         assert len(lines[1]) == 29 and " --> " in lines[1] and lines[1][8] == ","
         assert lines[2].strip()
-    vtt = requests.get(f"{live_server.url}/api/v1/transcriptions/{job['id']}/transcript?format=vtt", headers=headers, timeout=10)
+    vtt = requests.get(
+        f"{live_server.url}/api/v1/transcriptions/{job['id']}/transcript?format=vtt", headers=headers, timeout=10
+    )
     assert vtt.text.startswith("WEBVTT\n\n") and "-->" in vtt.text
     account = BalanceAccount.objects.get(tenant=tenant)
     assert account.available == 10_000 - job["usage"]["billed_tokens"] and account.held == 0

@@ -60,7 +60,9 @@ def receiver():
 
 def _finished_job(tenant, url, django_capture_on_commit_callbacks):
     tokens_grant(tenant=tenant, tokens=1000, memo="t")
-    job = services.transcription_create(tenant=tenant, uploaded_file=SimpleUploadedFile("a.wav", tone_wav(1.0)), options={}, webhook_url=url)
+    job = services.transcription_create(
+        tenant=tenant, uploaded_file=SimpleUploadedFile("a.wav", tone_wav(1.0)), options={}, webhook_url=url
+    )
     claim = services.transcription_claim(job_id=job.pk)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.transcription_finalize(claim=claim, text="hello there", segments=[], language="en", duration_s=1.0)

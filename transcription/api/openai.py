@@ -16,8 +16,8 @@ from tenants.api.base import TenantApi
 from transcription import services
 from transcription.api.views import reject_oversized_body
 from transcription.formats import to_srt, to_vtt
-from transcription.selectors import transcription_wait_final
 from transcription.models import Transcription
+from transcription.selectors import transcription_wait_final
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice", "tingxie-default")
 LANGUAGE_MAP = {"": "auto", "auto": "auto", "zh": "zh", "en": "en", "yue": "yue", "ja": "ja", "ko": "ko"}
@@ -83,7 +83,9 @@ class OpenAITranscriptionApi(TenantApi):
         job = wait_until_final(job, timeout_s=settings.OPENAI_WAIT_SECONDS)
         if job.status != Transcription.Status.SUCCEEDED:
             code = job.error_code or job.status
-            raise InvalidRequest(job.error_message or f"The transcription was {job.status}.", code=code, status_code=422)
+            raise InvalidRequest(
+                job.error_message or f"The transcription was {job.status}.", code=code, status_code=422
+            )
         fmt = data["response_format"]
         if fmt == "text":
             return HttpResponse(job.text, content_type="text/plain; charset=utf-8")

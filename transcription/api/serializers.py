@@ -9,7 +9,9 @@ from transcription.services import LANGUAGES
 
 
 class TranscriptionCreateSerializer(serializers.Serializer):
-    file = serializers.FileField(allow_empty_file=True, help_text="Audio: wav, mp3, m4a, flac, ogg, opus, webm or mp4 audio.")
+    file = serializers.FileField(
+        allow_empty_file=True, help_text="Audio: wav, mp3, m4a, flac, ogg, opus, webm or mp4 audio."
+    )
     language = serializers.ChoiceField(choices=LANGUAGES, default="auto")
     itn = serializers.BooleanField(default=True, help_text="Inverse text normalization (numbers as digits).")
     vad = serializers.BooleanField(default=True, help_text="Cut silence before recognition.")

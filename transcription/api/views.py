@@ -69,7 +69,9 @@ class TranscriptionCreateListApi(TenantApi):
         return response
 
     @extend_schema(
-        parameters=[TranscriptionListQuerySerializer], responses={200: JobSerializer(many=True)}, summary="List transcriptions"
+        parameters=[TranscriptionListQuerySerializer],
+        responses={200: JobSerializer(many=True)},
+        summary="List transcriptions",
     )
     def get(self, request):
         query = TranscriptionListQuerySerializer(data=request.query_params)
@@ -160,7 +162,9 @@ class UsageApi(TenantApi):
         today = timezone.localdate()
         try:
             end = parse_date(request.query_params["to"]) if "to" in request.query_params else today
-            start = parse_date(request.query_params["from"]) if "from" in request.query_params else end - timedelta(days=29)
+            start = (
+                parse_date(request.query_params["from"]) if "from" in request.query_params else end - timedelta(days=29)
+            )
         except ValueError:
             start = end = None
         if start is None or end is None:

@@ -19,4 +19,6 @@ class Command(BaseCommand):
         tenant = tenant_create(slug=slug, name=name or slug, owner=owner)
         if owner is not None:
             membership_set(tenant=tenant, user=owner, role=Membership.Role.OWNER)
-        self.stdout.write(f"Created tenant {tenant.slug} (id {tenant.pk})" + (f", owner {owner.email}" if owner else ""))
+        self.stdout.write(
+            f"Created tenant {tenant.slug} (id {tenant.pk})" + (f", owner {owner.email}" if owner else "")
+        )
