@@ -162,76 +162,171 @@ def probe(path: str | Path) -> Probe:
         )
 
 
+def _header_seconds(container, stream) -> float | None:
+    """The container's claimed duration: only a hint (it lies both ways, or is missing)."""
+    if stream.duration is not None and stream.time_base is not None:
+        return float(stream.duration * stream.time_base)
+    if container.duration is not None:
+        return container.duration / 1_000_000
+    return None
+
+
+class _DecodeState:
+    truncated = False
+
+
+def _resampled(container, stream, state: _DecodeState):
+    """Yield 16 kHz mono float32 pieces (about 4096 samples each); damage sets state.truncated and stops or skips."""
+    # frame_size batches output into 4096-sample frames: fewer Python round trips per second of audio.
+    resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=4096)
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except StopIteration:
+            break
+        except av.FFmpegError:
+            state.truncated = True  # the demuxer cannot go on (cut-off file)
+            break
+        try:
+            decoded = packet.decode()
+        except av.FFmpegError:
+            state.truncated = True  # skip the bad packet, keep what decoded
+            continue
+        try:
+            frames = [out for frame in decoded for out in resampler.resample(frame)]
+        except ValueError:
+            state.truncated = True  # the stream changed format midway (e.g. chained Ogg): keep what came before
+            break
+        for out in frames:
+            yield out.to_ndarray().reshape(-1)
+    try:
+        tail = resampler.resample(None)
+    except av.FFmpegError:
+        state.truncated = True
+        return
+    for out in tail:
+        if out is not None:
+            yield out.to_ndarray().reshape(-1)
+
+
+def _ends_early(hint: float | None, decoded_s: float) -> bool:
+    # Some cut-off files (MP3 above all) end without a decoder error; the header then promises more.
+    return bool(hint) and hint - decoded_s > max(1.0, 0.05 * hint)
+
+
 def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
     """Decode the first audio stream to 16 kHz mono float32, never holding more than max_seconds of samples.
 
     Undecodable packets are skipped and the result is flagged truncated; AudioTooLong is raised as soon as
-    the decoded samples pass the cap; UnsupportedAudio when nothing at all decodes.
+    the decoded samples pass the cap; UnsupportedAudio when nothing at all decodes. Holds the whole file:
+    long recordings should go through decode_stream instead.
     """
     cap = int(math.ceil((max_seconds + CAP_GRACE_SECONDS) * SAMPLE_RATE))
     container, stream = _open(path)
     with container:
-        hint = None
-        if stream.duration is not None and stream.time_base is not None:
-            hint = float(stream.duration * stream.time_base)
-        elif container.duration is not None:
-            hint = container.duration / 1_000_000
+        hint = _header_seconds(container, stream)
         # The header only sizes the first allocation (it can lie either way), bounded by the cap.
         first = int((min(hint, _INITIAL_SECONDS) if hint and hint > 0 else _INITIAL_SECONDS) + 1.0) * SAMPLE_RATE
         buffer = np.empty(max(SAMPLE_RATE, min(first, cap)), dtype=np.float32)
         used = 0
-        truncated = False
-        # frame_size batches output into 4096-sample frames: fewer Python round trips per second of audio.
-        resampler = av.AudioResampler(format="flt", layout="mono", rate=SAMPLE_RATE, frame_size=4096)
-
-        def append(frames) -> None:
-            nonlocal buffer, used
-            for frame in frames:
-                if frame is None:
-                    continue
-                chunk = frame.to_ndarray().reshape(-1)
-                end = used + chunk.shape[0]
-                if end > cap:
-                    raise _too_long(end / SAMPLE_RATE, max_seconds, at_least=True)
-                if end > buffer.shape[0]:
-                    grown = min(cap, max(end, int(buffer.shape[0] * 1.5)))
-                    # ndarray.resize reallocs in place (mremap for big blocks): no second full copy.
-                    buffer.resize(grown, refcheck=False)
-                buffer[used:end] = chunk
-                used = end
-
-        packets = container.demux(stream)
-        while True:
-            try:
-                packet = next(packets)
-            except StopIteration:
-                break
-            except av.FFmpegError:
-                truncated = True  # the demuxer cannot go on (cut-off file)
-                break
-            try:
-                decoded = packet.decode()
-            except av.FFmpegError:
-                truncated = True  # skip the bad packet, keep what decoded
-                continue
-            try:
-                for frame in decoded:
-                    append(resampler.resample(frame))
-            except ValueError:
-                truncated = True  # the stream changed format midway (e.g. chained Ogg): keep what came before
-                break
-        try:
-            append(resampler.resample(None))
-        except av.FFmpegError:
-            truncated = True
+        state = _DecodeState()
+        for chunk in _resampled(container, stream, state):
+            end = used + chunk.shape[0]
+            if end > cap:
+                raise _too_long(end / SAMPLE_RATE, max_seconds, at_least=True)
+            if end > buffer.shape[0]:
+                grown = min(cap, max(end, int(buffer.shape[0] * 1.5)))
+                # ndarray.resize reallocs in place (mremap for big blocks): no second full copy.
+                buffer.resize(grown, refcheck=False)
+            buffer[used:end] = chunk
+            used = end
         if used == 0:
             raise _unreadable("no audio could be decoded from it")
-        # Some cut-off files (MP3 above all) end without a decoder error; the header then promises more.
-        if hint and hint - used / SAMPLE_RATE > max(1.0, 0.05 * hint):
-            truncated = True
+        truncated = state.truncated or _ends_early(hint, used / SAMPLE_RATE)
         if buffer.shape[0] != used:
             buffer.resize(used, refcheck=False)
         return DecodedAudio(samples=buffer, duration_s=used / SAMPLE_RATE, truncated=truncated)
+
+
+class DecodeStream:
+    """Iterate over a file's audio as 16 kHz mono float32 chunks of `chunk_seconds` (the last one shorter).
+
+    The same rules as decode(): damaged packets are skipped and flag `truncated`, AudioTooLong is raised
+    as soon as the decoded samples pass the cap, UnsupportedAudio when nothing decodes. Opening happens
+    here (bad files fail before any work); `duration_s` and `truncated` are final once iteration ends
+    (`finished` is then True). The stream holds at most the chunk being filled: every yielded chunk is a
+    fresh array the caller owns. Iterate once; close() releases the file if iteration stops early.
+    """
+
+    def __init__(self, path: str | Path, *, max_seconds: float, chunk_seconds: float = 300.0) -> None:
+        if chunk_seconds <= 0:
+            raise ValueError("chunk_seconds must be positive")
+        self.max_seconds = float(max_seconds)
+        self.chunk_samples = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
+        self._cap = int(math.ceil((self.max_seconds + CAP_GRACE_SECONDS) * SAMPLE_RATE))
+        self._container, self._stream = _open(path)
+        self.hint_s = _header_seconds(self._container, self._stream)
+        self.decoded_samples = 0
+        self.truncated = False
+        self.finished = False
+        self._started = False
+
+    @property
+    def duration_s(self) -> float:
+        return self.decoded_samples / SAMPLE_RATE
+
+    def __iter__(self):
+        if self._started:
+            raise RuntimeError("A DecodeStream can be iterated only once.")
+        self._started = True
+        return self._chunks()
+
+    def close(self) -> None:
+        self._container.close()
+
+    def __enter__(self) -> DecodeStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+    def _chunks(self):
+        state = _DecodeState()
+        size = self.chunk_samples
+        with self._container:
+            buffer = None
+            filled = 0
+            for piece in _resampled(self._container, self._stream, state):
+                if self.decoded_samples + piece.shape[0] > self._cap:
+                    raise _too_long(
+                        (self.decoded_samples + piece.shape[0]) / SAMPLE_RATE, self.max_seconds, at_least=True
+                    )
+                self.decoded_samples += piece.shape[0]
+                while piece.shape[0]:
+                    if buffer is None:
+                        # Allocated only when audio arrives: the previous chunk is usually released by then.
+                        buffer, filled = np.empty(size, dtype=np.float32), 0
+                    take = min(size - filled, piece.shape[0])
+                    buffer[filled : filled + take] = piece[:take]
+                    filled += take
+                    piece = piece[take:]
+                    if filled == size:
+                        chunk, buffer = buffer, None
+                        yield chunk
+            if self.decoded_samples == 0:
+                raise _unreadable("no audio could be decoded from it")
+            self.truncated = state.truncated or _ends_early(self.hint_s, self.duration_s)
+            if buffer is not None and filled:
+                buffer.resize(filled, refcheck=False)
+                self.finished = True
+                yield buffer
+        self.finished = True
+
+
+def decode_stream(path: str | Path, *, max_seconds: float, chunk_seconds: float = 300.0) -> DecodeStream:
+    """Streaming decode(): iterate the result for chunks; read duration_s and truncated after the last one."""
+    return DecodeStream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds)
 
 
 # --- VAD: silero's sequence model run directly with onnxruntime ---------------------------------------------
