@@ -11,12 +11,14 @@ Implementations must:
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
+_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 
 @dataclass(frozen=True)
@@ -53,6 +55,18 @@ class EngineResult:
 ProgressCallback = Callable[[float], None]
 
 
+def join_texts(parts: list[str]) -> str:
+    """Join segment texts: a space between them unless both sides are CJK."""
+    out = ""
+    for part in parts:
+        if not part:
+            continue
+        if out and not (_CJK.search(out[-1]) and _CJK.search(part[0])):
+            out += " "
+        out += part
+    return out
+
+
 class BaseEngine:
     """Subclasses implement `transcribe`; `name` identifies the model for cache keys and holds."""
 
@@ -65,6 +79,26 @@ class BaseEngine:
         self, audio: np.ndarray, *, options: TranscribeOptions, progress: ProgressCallback | None = None
     ) -> EngineResult:
         raise NotImplementedError("Engines must implement transcribe().")
+
+    def transcribe_regions(
+        self,
+        audio: np.ndarray,
+        *,
+        regions: list[tuple[int, int]] | None,
+        options: TranscribeOptions,
+        offset_s: float = 0.0,
+        progress: ProgressCallback | None = None,
+    ) -> EngineResult:
+        """Recognize one window of a longer recording whose speech was already found (streaming pipeline).
+
+        `regions` are speech (start, end) sample ranges inside `audio` (None: recognize all of it, as with
+        options.vad off); segment times come back shifted by `offset_s`, the window's place on the original
+        timeline. Optional: this default ignores `regions`, runs transcribe() on the window and shifts the
+        times, which is correct but repeats the VAD.
+        """
+        result = self.transcribe(audio, options=options, progress=progress)
+        segments = tuple(replace(s, start=s.start + offset_s, end=s.end + offset_s) for s in result.segments)
+        return replace(result, segments=segments)
 
     def close(self) -> None:
         """Release model memory (GPU caches included). Optional."""

@@ -22,6 +22,7 @@ from transcription.engines.base import (
     ProgressCallback,
     Segment,
     TranscribeOptions,
+    join_texts,
 )
 
 logger = logging.getLogger(__name__)
@@ -34,7 +35,6 @@ _TAG_TEXTNORM = {"withitn", "woitn"}
 # Events other than plain speech become Segment.events ("bgm", "laughter", ...).
 _QUIET_EVENTS = {"Speech", "Event_UNK"}
 _NANO_LANGUAGE = {"zh": "中文", "en": "英文", "yue": "粤语", "ja": "日文", "ko": "韩文"}
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
 
 MAX_SEGMENT_S = 30.0  # longest piece given to the model in one go (VAD regions longer than this are split)
 MERGE_GAP_S = 0.5  # VAD regions closer than this are recognized together (keeps sentences whole)
@@ -107,15 +107,6 @@ def tidy_spaces(text: str) -> str:
     return re.sub(
         r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]) (?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])", "", text
     )
-
-
-def join_texts(parts: list[str]) -> str:
-    out = ""
-    for part in parts:
-        if out and not (_CJK.search(out[-1]) and _CJK.search(part[0])):
-            out += " "
-        out += part
-    return out
 
 
 def plan_pieces(regions: list[tuple[int, int]], *, merge_gap: int, max_len: int) -> list[tuple[int, int]]:
@@ -303,19 +294,51 @@ class FunASREngine(BaseEngine):
         from transcription.audio import speech_regions
 
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        vad_started = time.perf_counter()
+        speech = speech_regions(samples, min_silence_ms=200) if options.vad and samples.shape[0] else []
+        vad_ms = int((time.perf_counter() - vad_started) * 1000) if options.vad else 0
+        return self._run(samples, speech if options.vad else None, options, progress, offset=0, vad_ms=vad_ms)
+
+    def transcribe_regions(
+        self,
+        audio: np.ndarray,
+        *,
+        regions: list[tuple[int, int]] | None,
+        options: TranscribeOptions,
+        offset_s: float = 0.0,
+        progress: ProgressCallback | None = None,
+    ) -> EngineResult:
+        """transcribe() with the VAD already done by the caller (regions=None: no VAD); times shifted by offset_s."""
+        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
+        total = samples.shape[0]
+        clipped = [(max(0, int(s)), min(total, int(e))) for s, e in regions] if regions is not None else None
+        clipped = [(s, e) for s, e in clipped if e > s] if clipped is not None else None
+        offset = int(round(offset_s * SAMPLE_RATE))
+        return self._run(samples, clipped, options, progress, offset=offset, vad_ms=0)
+
+    def _run(
+        self,
+        samples: np.ndarray,
+        found: list[tuple[int, int]] | None,
+        options: TranscribeOptions,
+        progress: ProgressCallback | None,
+        *,
+        offset: int,
+        vad_ms: int,
+    ) -> EngineResult:
+        """Plan pieces from the speech regions found (None: the whole audio), recognize them in batches, build the result.
+
+        `offset` (samples) places the audio on the original timeline.
+        """
         total = samples.shape[0]
         audio_s = total / SAMPLE_RATE
         max_len = int(MAX_SEGMENT_S * SAMPLE_RATE)
-        vad_started = time.perf_counter()
         if total == 0:
             regions: list[tuple[int, int]] = []
-        elif options.vad:
-            regions = plan_pieces(
-                speech_regions(samples, min_silence_ms=200), merge_gap=int(MERGE_GAP_S * SAMPLE_RATE), max_len=max_len
-            )
+        elif found is not None:
+            regions = plan_pieces(found, merge_gap=int(MERGE_GAP_S * SAMPLE_RATE), max_len=max_len)
         else:
             regions = plan_pieces([(0, total)], merge_gap=0, max_len=min(max_len, int(self.batch_size_s * SAMPLE_RATE)))
-        vad_ms = int((time.perf_counter() - vad_started) * 1000) if options.vad else 0
         speech = sum(e - s for s, e in regions)
         kwargs, extra = self._generate_kwargs(options)
         batches = plan_batches(regions, budget=max(1, int(self.batch_size_s * SAMPLE_RATE)))
@@ -332,8 +355,8 @@ class FunASREngine(BaseEngine):
                 if text:
                     segments.append(
                         Segment(
-                            start=round(start / SAMPLE_RATE, 3),
-                            end=round(end / SAMPLE_RATE, 3),
+                            start=round((offset + start) / SAMPLE_RATE, 3),
+                            end=round((offset + end) / SAMPLE_RATE, 3),
                             text=text,
                             language=language,
                             emotion=emotion,
