@@ -310,22 +310,20 @@ def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = Fals
 
 def transcription_run(*, job_id) -> str:
     """Claim, decode, recognize and finalize one job. Returns what happened (for logs and tests)."""
-    from transcription.audio import decode
     from transcription.engines import get_engine
     from transcription.engines.base import TranscribeOptions
+    from transcription.pipeline import recognize_file
 
     claim = transcription_claim(job_id=job_id)
     if claim is None:
         return "skipped"
     job = Transcription.objects.get(pk=job_id)
     try:
-        t0 = time.perf_counter()
-        decoded = decode(job.audio.path, max_seconds=settings.MAX_AUDIO_SECONDS)
-        decode_ms = round((time.perf_counter() - t0) * 1000)
-        transcription_heartbeat(claim=claim, progress=0.05)
         opts = job.options
-        result = get_engine().transcribe(
-            decoded.samples,
+        # Streams the decode (chunks, not the whole file): worker memory stays bounded however long the audio.
+        result = recognize_file(
+            job.audio.path,
+            engine=get_engine(),
             options=TranscribeOptions(
                 language=opts.get("language", "auto"),
                 itn=opts.get("itn", True),
@@ -333,6 +331,8 @@ def transcription_run(*, job_id) -> str:
                 hotwords=tuple(opts.get("hotwords", [])),
             ),
             progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+            max_seconds=settings.MAX_AUDIO_SECONDS,
+            expected_s=job.probed_duration_s or None,
         )
     except LeaseLost:
         return "lease_lost"
@@ -361,9 +361,9 @@ def transcription_run(*, job_id) -> str:
         text=result.text,
         segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
         language=result.language,
-        duration_s=decoded.duration_s,
-        truncated=decoded.truncated,
-        decode_ms=decode_ms,
+        duration_s=result.duration_s,
+        truncated=result.truncated,
+        decode_ms=result.decode_ms,
         vad_ms=result.vad_ms,
         asr_ms=result.asr_ms,
         speech_s=result.speech_s,
