@@ -65,8 +65,8 @@ def bench_peer(clip) -> dict:
         peer.stop()
 
 
-def bench_ours(clip, broker: str) -> dict:
-    stack = Stack(broker=broker, asr_workers=2)
+def bench_ours(clip, broker: str, database_url: str | None = None) -> dict:
+    stack = Stack(broker=broker, asr_workers=2, database_url=database_url)
     try:
         stack.warm_up(variant(clip, 950))
         submits: list[float] = []
@@ -106,14 +106,30 @@ def bench_ours(clip, broker: str) -> dict:
         stack.stop()
 
 
+def fresh_postgres(name: str = "tingxie_bench") -> str | None:
+    """A new, empty PostgreSQL database on 127.0.0.1 (the Redis deployment's database), if reachable."""
+    try:
+        import psycopg
+
+        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
+            conn.execute(f"CREATE DATABASE {name}")
+    except Exception as exc:  # noqa: BLE001
+        print(f"(PostgreSQL not reachable, using SQLite: {exc})")
+        return None
+    return f"postgres://postgres@127.0.0.1:5432/{name}"
+
+
 def main() -> None:
     clip = fixture_speech(CLIP_S)
     print(f"== {CLIENTS} concurrent clients x {PER_CLIENT} requests, {CLIP_S} s clip, same 2 cores ==")
     peer = bench_peer(clip)
     print(f"peer funasr-server      : {peer['rps']:6.1f} req/s   latency {summary(peer['latency'])}")
     print(f"peer /health under load : {summary(peer['health'])}")
-    for broker in ("orm", "redis"):
-        ours = bench_ours(clip, broker)
+    for broker, db in (("orm", None), ("redis", fresh_postgres())):
+        ours = bench_ours(clip, broker, db)
+        label = f"{broker}+{'postgres' if db else 'sqlite'}"
+        print(f"-- {label} --")
         print(f"tingxie [{broker:5}]        : {ours['rps']:6.1f} jobs/s  submit->done {summary(ours['latency'])}")
         print(f"tingxie [{broker:5}] submit : {summary(ours['submit'])}")
         print(f"tingxie [{broker:5}] /healthz under load : {summary(ours['health'])}")

@@ -197,6 +197,8 @@ Q_CLUSTER = {
             "retry": ASR_TASK_TIMEOUT + 300,
             "max_attempts": 1,
             "recycle": 10_000,
+            # The job row is the truth; successful task results are not stored again.
+            "save_limit": -1,
         },
     },
 }
