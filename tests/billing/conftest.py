@@ -13,7 +13,6 @@ from typing import Any
 
 import pytest
 from django.db import connection
-from rest_framework.test import APIClient
 
 from billing.models import BalanceAccount
 from billing.selectors import ledger_sums
@@ -84,42 +83,30 @@ def fake_stripe(stripe_settings):
     fake.stop()
 
 
+# Aliases of the root fixtures (tests/conftest.py), kept so billing tests read as before.
 @pytest.fixture
-def billing_tenant(db):
-    from tenants.services import tenant_create
-
-    return tenant_create(slug="acme-billing", name="Acme Billing")
-
-
-@pytest.fixture
-def billing_other_tenant(db):
-    from tenants.services import tenant_create
-
-    return tenant_create(slug="globex-billing", name="Globex Billing")
+def billing_tenant(tenant):
+    return tenant
 
 
 @pytest.fixture
-def billing_api_key(billing_tenant):
-    from tenants.services import api_key_create
-
-    return api_key_create(tenant=billing_tenant, name="billing tests")
+def billing_other_tenant(other_tenant):
+    return other_tenant
 
 
 @pytest.fixture
-def billing_api_client(billing_api_key):
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {billing_api_key[1]}")
-    return client
+def billing_api_key(api_key):
+    return api_key
 
 
 @pytest.fixture
-def billing_other_api_client(billing_other_tenant):
-    from tenants.services import api_key_create
+def billing_api_client(api_client):
+    return api_client
 
-    _, raw = api_key_create(tenant=billing_other_tenant, name="other")
-    client = APIClient()
-    client.credentials(HTTP_AUTHORIZATION=f"Bearer {raw}")
-    return client
+
+@pytest.fixture
+def billing_other_api_client(other_client):
+    return other_client
 
 
 @pytest.fixture
