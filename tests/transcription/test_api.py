@@ -346,7 +346,13 @@ def test_unknown_api_path_is_json_404(api_client):
 
 
 def test_schema_docs_health_metrics(client, db):
-    assert client.get("/api/schema/").status_code == 200
+    schema = client.get("/api/schema/", HTTP_ACCEPT="application/json")
+    assert schema.status_code == 200
+    spec = schema.json()
+    assert spec["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
+    for path in ("/api/v1/transcriptions", "/api/v1/transcriptions/{job_id}/transcript", "/v1/audio/transcriptions",
+                 "/api/v1/balance", "/api/v1/usage"):  # fmt: skip
+        assert path in spec["paths"], path
     assert client.get("/api/docs/").status_code == 200
     assert client.get("/healthz").json()["status"] == "ok"
     metrics = client.get("/metrics")
