@@ -35,8 +35,9 @@ _CJK_RANGES = (
 
 
 def _is_cjk(ch: str) -> bool:
+    """A CJK letter or numeral; combining marks and punctuation inside these blocks are free."""
     cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES)
+    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES) and unicodedata.category(ch)[0] in ("L", "N")
 
 
 def _is_word_char(ch: str) -> bool:

@@ -37,6 +37,8 @@ CASES = [
     ("ＡＢＣ１２３", ["ABC123"]),
     ("x,y 1,a", ["x", "y", "1", "a"]),
     ("〇", ["〇"]),
+    ("゛・", []),  # a voiced-sound mark (NFKC: space + combining mark) and a middle dot are free
+    ("ラーメン", ["ラ", "ー", "メ", "ン"]),
 ]  # fmt: skip
 
 
@@ -77,3 +79,11 @@ def test_separated_texts_add_up(a, b):
 @given(st.text(alphabet=st.characters(min_codepoint=0x4E00, max_codepoint=0x9FFF)))
 def test_each_han_character_is_one_token(text):
     assert count(text) == len(text)
+
+
+def test_every_code_point_alone_bills_only_letters_and_numbers():
+    """Exhaustive over Unicode: a billed unit always holds a letter or number after NFKC."""
+    for cp in range(0x110000):
+        ch = chr(cp)
+        for unit in tokenize(ch):
+            assert any(unicodedata.category(c)[0] in "LN" for c in unit), hex(cp)
