@@ -7,7 +7,14 @@ import sys
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
-SCRIPTS = ["decode_vad.py", "vad_savings.py", "model_loads.py", "platform_overhead.py", "concurrency.py", "memory_long.py"]
+SCRIPTS = [
+    "decode_vad.py",
+    "vad_savings.py",
+    "model_loads.py",
+    "platform_overhead.py",
+    "concurrency.py",
+    "memory_long.py",
+]
 
 
 def main() -> int:
