@@ -155,8 +155,8 @@ def main() -> None:
     t0 = time.perf_counter()
     path = long_file(args.hours)
     whole_path = long_file(args.whole_hours)
-    print(f"files: {path.name} {path.stat().st_size / 1e6:.1f} MB, {whole_path.name} "
-          f"{whole_path.stat().st_size / 1e6:.1f} MB (ready in {time.perf_counter() - t0:.1f} s; cached in {CACHE})")  # fmt: skip
+    names = ", ".join(f"{p.name} {p.stat().st_size / 1e6:.1f} MB" for p in dict.fromkeys([path, whole_path]))
+    print(f"files: {names} (ready in {time.perf_counter() - t0:.1f} s; cached in {CACHE})")
     show(f"streaming recognize_file, {args.hours:g} h:", run("stream", path))
     whole = run("whole", whole_path)
     show(f"old whole-file decode + transcribe, {args.whole_hours:g} h:", whole)
