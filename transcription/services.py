@@ -310,8 +310,10 @@ def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = Fals
 
 def transcription_run(*, job_id) -> str:
     """Claim, decode, recognize and finalize one job. Returns what happened (for logs and tests)."""
+    from django.core.exceptions import ImproperlyConfigured
+
     from transcription.engines import get_engine
-    from transcription.engines.base import TranscribeOptions
+    from transcription.engines.base import EngineUnavailable, TranscribeOptions
     from transcription.pipeline import recognize_file
 
     claim = transcription_claim(job_id=job_id)
@@ -336,6 +338,16 @@ def transcription_run(*, job_id) -> str:
         )
     except LeaseLost:
         return "lease_lost"
+    except (EngineUnavailable, ImproperlyConfigured) as exc:
+        logger.error("Transcription %s: the ASR model is unavailable: %s", job_id, exc)
+        transcription_fail(
+            job_id=job_id,
+            attempt=claim.attempt,
+            code="model_unavailable",
+            message="The speech model is not available on the worker right now. You were not charged; "
+            "retry later, or contact support with the job id.",
+        )
+        return "failed"
     except DomainError as exc:
         transcription_fail(job_id=job_id, attempt=claim.attempt, code=exc.code, message=exc.message)
         return "failed"

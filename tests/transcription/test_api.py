@@ -357,3 +357,36 @@ def test_schema_docs_health_metrics(client, db):
     assert client.get("/healthz").json()["status"] == "ok"
     metrics = client.get("/metrics")
     assert metrics.status_code == 200 and b"tingxie_jobs" in metrics.content
+
+
+def test_unloadable_model_fails_job_uncharged_and_fast(api_client, tenant, grant, settings, tmp_path):
+    """A hub id the worker cannot reach: the job fails with model_unavailable, nothing charged, and the
+    next job fails at once instead of waiting on the hub again."""
+    import time
+
+    from transcription.engines import reset_engines
+
+    grant(tenant, 1000)
+    settings.ASR_ENGINES = {
+        "default": {
+            "BACKEND": "transcription.engines.funasr.FunASREngine",
+            "OPTIONS": {"model": "no-such-org/no-such-model", "threads": 1, "hub": "no-such-hub"},
+        }
+    }
+    reset_engines()
+    try:
+        ids = [
+            submit(api_client, vad="false", hotwords=f"w{i}").json()["id"] for i in range(2)
+        ]  # no VAD: the model must run
+        assert services.transcription_run(job_id=ids[0]) == "failed"
+        started = time.monotonic()
+        assert services.transcription_run(job_id=ids[1]) == "failed"
+        assert time.monotonic() - started < 2
+    finally:
+        reset_engines()
+    for job_id in ids:
+        job = Transcription.objects.get(pk=job_id)
+        assert job.status == "failed" and job.error_code == "model_unavailable" and "not charged" in job.error_message
+    account = BalanceAccount.objects.get(tenant=tenant)
+    assert (account.available, account.held) == (1000, 0)
+    assert_ledger_consistent(tenant)

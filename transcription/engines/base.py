@@ -55,6 +55,13 @@ class EngineResult:
 ProgressCallback = Callable[[float], None]
 
 
+class EngineUnavailable(Exception):
+    """The model cannot be loaded on this worker (wrong ASR_MODEL, hub unreachable, no device).
+
+    An operator problem, not the customer's: jobs fail uncharged with code `model_unavailable`.
+    """
+
+
 def join_texts(parts: list[str]) -> str:
     """Join segment texts: a space between them unless both sides are CJK."""
     out = ""

@@ -19,6 +19,7 @@ from transcription.engines.base import (
     SAMPLE_RATE,
     BaseEngine,
     EngineResult,
+    EngineUnavailable,
     ProgressCallback,
     Segment,
     TranscribeOptions,
@@ -202,45 +203,66 @@ class FunASREngine(BaseEngine):
     def supports_hotwords(self) -> bool:
         return bool(self.hotword_mode)
 
+    LOAD_RETRY_AFTER_S = 60.0
+
     def load(self):
-        """Load the model once per process (first transcribe calls this; django-q2 workers are forked first)."""
+        """Load the model once per process (first transcribe calls this; django-q2 workers are forked first).
+
+        A failed load raises EngineUnavailable, and for LOAD_RETRY_AFTER_S later calls fail at once
+        instead of each job waiting on another slow hub attempt.
+        """
         if self._model is not None:
             return self._model
         with self._lock:
+            failed = getattr(self, "_load_failure", None)
+            if self._model is None and failed and time.monotonic() - failed[0] < self.LOAD_RETRY_AFTER_S:
+                raise EngineUnavailable(failed[1])
             if self._model is None:
-                started = time.perf_counter()
-                auto_model = import_funasr()
-                import torch
-
-                torch.set_num_threads(self.threads)
-                self.device = resolve_device(self.requested_device)
-                root = logging.getLogger()
-                level = root.level
-                root.setLevel(max(level, logging.WARNING))  # funasr logs every checkpoint detail at INFO on root
                 try:
-                    self._model = auto_model(
-                        model=self.model_ref,
-                        device=self.device,
-                        ncpu=self.threads,
-                        hub=self.hub,
-                        disable_update=True,
-                        disable_pbar=True,
-                        frontend_conf={"dither": 0.0},
+                    self._load_locked()
+                except Exception as exc:
+                    message = (
+                        f"ASR model {self.model_ref!r} could not be loaded on {self.requested_device}: {exc}. "
+                        "Set ASR_MODEL to a local model directory or a hub id this worker can reach."
                     )
-                finally:
-                    root.setLevel(level)
-                self.model_class = type(self._model.model).__name__
-                if self.device == "cpu":
-                    gc.collect()
-                    _malloc_trim()
-                logger.info(
-                    "Loaded ASR model %s (%s) on %s in %.1f s",
-                    self.name,
-                    self.model_class,
-                    self.device,
-                    time.perf_counter() - started,
-                )
+                    self._load_failure = (time.monotonic(), message)
+                    raise EngineUnavailable(message) from exc
         return self._model
+
+    def _load_locked(self) -> None:
+        """The actual load; called with the lock held."""
+        started = time.perf_counter()
+        auto_model = import_funasr()
+        import torch
+
+        torch.set_num_threads(self.threads)
+        self.device = resolve_device(self.requested_device)
+        root = logging.getLogger()
+        level = root.level
+        root.setLevel(max(level, logging.WARNING))  # funasr logs every checkpoint detail at INFO on root
+        try:
+            self._model = auto_model(
+                model=self.model_ref,
+                device=self.device,
+                ncpu=self.threads,
+                hub=self.hub,
+                disable_update=True,
+                disable_pbar=True,
+                frontend_conf={"dither": 0.0},
+            )
+        finally:
+            root.setLevel(level)
+        self.model_class = type(self._model.model).__name__
+        if self.device == "cpu":
+            gc.collect()
+            _malloc_trim()
+        logger.info(
+            "Loaded ASR model %s (%s) on %s in %.1f s",
+            self.name,
+            self.model_class,
+            self.device,
+            time.perf_counter() - started,
+        )
 
     def close(self) -> None:
         with self._lock:
