@@ -175,6 +175,8 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
+# Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
 
 _broker = {"redis": REDIS_URL} if Q_BROKER == "redis" else {"orm": "default"}

@@ -21,3 +21,5 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     DATABASES["default"]["TEST"] = {"NAME": str(BASE_DIR / "var" / f"test-{os.getpid()}.sqlite3")}  # noqa: F405
 else:
     DATABASES["default"]["TEST"] = {"NAME": f"test_tingxie_{os.getpid()}"}  # noqa: F405
+# Test webhook receivers listen on 127.0.0.1; tests that check the guard turn this off.
+WEBHOOK_ALLOW_PRIVATE_NETWORKS = True

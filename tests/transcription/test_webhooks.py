@@ -30,7 +30,18 @@ class Receiver:
             def do_POST(self):  # noqa: N802
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 outer.requests.append((dict(self.headers), body))
-                self.send_response(outer.statuses.pop(0) if outer.statuses else 200)
+                status = outer.statuses.pop(0) if outer.statuses else 200
+                location = None
+                if isinstance(status, tuple):
+                    status, location = status
+                self.send_response(status)
+                if location:
+                    self.send_header("Location", location)
+                self.end_headers()
+
+            def do_GET(self):  # noqa: N802 - a followed redirect arrives here
+                outer.requests.append((dict(self.headers), b""))
+                self.send_response(200)
                 self.end_headers()
 
             def log_message(self, *args):
@@ -103,3 +114,26 @@ def test_gives_up_after_the_last_backoff(tenant, django_capture_on_commit_callba
     assert services.webhook_deliver(job_id=job.pk, attempt=last) is False
     assert not Schedule.objects.filter(name=f"webhook-{job.pk}-{last + 1}").exists()
     assert Transcription.objects.get(pk=job.pk).webhook_status == "failed"
+
+
+def test_private_network_targets_are_refused(tenant, receiver, settings, django_capture_on_commit_callbacks):
+    r = receiver(200)
+    job = _finished_job(tenant, r.url, django_capture_on_commit_callbacks)
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    assert services.webhook_target_allowed(r.url) is False
+    assert services.webhook_target_allowed("http://10.1.2.3/x") is False
+    assert services.webhook_target_allowed("http://[::1]/x") is False
+    assert services.webhook_target_allowed("http://8.8.8.8/hook") is True
+    assert services.webhook_deliver(job_id=job.pk) is False
+    assert r.requests == []  # nothing was sent
+    assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"
+    assert not Schedule.objects.filter(name__startswith=f"webhook-{job.pk}").exists()
+
+
+def test_redirects_are_not_followed(tenant, receiver, django_capture_on_commit_callbacks):
+    target = receiver(200)
+    redirecting = receiver((302, target.url))
+    job = _finished_job(tenant, redirecting.url, django_capture_on_commit_callbacks)
+    assert services.webhook_deliver(job_id=job.pk) is False
+    assert target.requests == [] and len(redirecting.requests) == 1
+    assert Transcription.objects.get(pk=job.pk).webhook_status == "retrying"
