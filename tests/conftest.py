@@ -80,13 +80,17 @@ def assert_ledger_consistent(tenant) -> None:
     assert account.held == open_holds
 
 
-@pytest.fixture
-def require_postgres():
+def require_postgresql() -> None:
     """Tests that need PostgreSQL fail (not skip) when CI asks for PostgreSQL and gets something else."""
     if connection.vendor != "postgresql":
         if os.environ.get("TINGXIE_REQUIRE_POSTGRES") == "1":
             pytest.fail(f"This test needs PostgreSQL but runs on {connection.vendor}; check DATABASE_URL.")
         pytest.skip("needs PostgreSQL (set DATABASE_URL); CI runs it there")
+
+
+@pytest.fixture
+def require_postgres():
+    require_postgresql()
 
 
 def database_url() -> str:

@@ -7,15 +7,14 @@ import hmac
 import importlib
 import itertools
 import json
-import os
 import time
 from typing import Any
 
 import pytest
-from django.db import connection
 
 from billing.models import BalanceAccount
 from billing.selectors import ledger_sums
+from tests.conftest import require_postgresql
 from tests.fakes.stripe_server import FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_secret_for_tests"
@@ -24,10 +23,7 @@ _event_ids = itertools.count(1)
 
 def postgres_required() -> None:
     """Fail (not skip) off PostgreSQL when TINGXIE_REQUIRE_POSTGRES=1; otherwise skip."""
-    if os.environ.get("TINGXIE_REQUIRE_POSTGRES") == "1":
-        assert connection.vendor == "postgresql", f"this test needs PostgreSQL, got {connection.vendor}"
-    elif connection.vendor != "postgresql":
-        pytest.skip("needs PostgreSQL (set DATABASE_URL)")
+    require_postgresql()
 
 
 def assert_ledger_invariant(*tenants) -> None:
@@ -83,32 +79,6 @@ def fake_stripe(stripe_settings):
     fake.stop()
 
 
-# Aliases of the root fixtures (tests/conftest.py), kept so billing tests read as before.
-@pytest.fixture
-def billing_tenant(tenant):
-    return tenant
-
-
-@pytest.fixture
-def billing_other_tenant(other_tenant):
-    return other_tenant
-
-
-@pytest.fixture
-def billing_api_key(api_key):
-    return api_key
-
-
-@pytest.fixture
-def billing_api_client(api_client):
-    return api_client
-
-
-@pytest.fixture
-def billing_other_api_client(other_client):
-    return other_client
-
-
 @pytest.fixture
 def token_packs(db):
     """The seeded packs; transactional tests flush the tables, so seed again (idempotent)."""
@@ -122,12 +92,14 @@ def token_packs(db):
 
 
 @pytest.fixture
-def checkout(fake_stripe, billing_tenant, token_packs):
-    """Start a checkout for `pack` and return the fake Stripe session."""
+def checkout(fake_stripe, tenant, token_packs):
+    """Start a checkout for `pack` (for the `tenant` fixture unless another tenant is given) and return the fake Stripe session."""
     from billing.topups import checkout_session_create
 
+    default_tenant = tenant
+
     def start(pack: str = "starter", currency: str = "usd", tenant=None) -> dict[str, Any]:
-        started = checkout_session_create(tenant=tenant or billing_tenant, pack_code=pack, currency=currency)
+        started = checkout_session_create(tenant=tenant or default_tenant, pack_code=pack, currency=currency)
         return fake_stripe.sessions[started.session_id]
 
     return start

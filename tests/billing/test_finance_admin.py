@@ -37,16 +37,16 @@ def test_finance_group_has_the_desk_permissions_and_no_ledger_writes(db):
     assert not {"add_ledgerentry", "change_ledgerentry", "delete_ledgerentry", "change_balanceaccount"} & codenames
 
 
-def test_balance_list_shows_tenants(finance_client, billing_tenant):
+def test_balance_list_shows_tenants(finance_client, tenant):
     response = finance_client.get(CHANGELIST)
 
     assert response.status_code == 200
-    assert billing_tenant.slug in response.content.decode()
+    assert tenant.slug in response.content.decode()
     assert "grant_tokens" in response.content.decode()
 
 
-def test_grant_asks_for_a_memo_first(finance_client, billing_tenant):
-    account = BalanceAccount.objects.get(tenant=billing_tenant)
+def test_grant_asks_for_a_memo_first(finance_client, tenant):
+    account = BalanceAccount.objects.get(tenant=tenant)
 
     page = run_action(finance_client, "grant_tokens", [account])
     no_memo = run_action(finance_client, "grant_tokens", [account], tokens=100, memo="  ", apply="1")
@@ -56,8 +56,8 @@ def test_grant_asks_for_a_memo_first(finance_client, billing_tenant):
     assert not LedgerEntry.objects.exists()
 
 
-def test_grant_records_the_staff_user_and_memo(finance_client, finance_user, billing_tenant):
-    account = BalanceAccount.objects.get(tenant=billing_tenant)
+def test_grant_records_the_staff_user_and_memo(finance_client, finance_user, tenant):
+    account = BalanceAccount.objects.get(tenant=tenant)
 
     response = run_action(finance_client, "grant_tokens", [account], tokens=5_000, memo="pilot customer", apply="1")
 
@@ -69,11 +69,11 @@ def test_grant_records_the_staff_user_and_memo(finance_client, finance_user, bil
         "pilot customer",
         finance_user,
     )
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_grant_refuses_negative_tokens(finance_client, billing_tenant):
-    account = BalanceAccount.objects.get(tenant=billing_tenant)
+def test_grant_refuses_negative_tokens(finance_client, tenant):
+    account = BalanceAccount.objects.get(tenant=tenant)
 
     response = run_action(finance_client, "grant_tokens", [account], tokens=-5, memo="oops", apply="1")
 
@@ -81,10 +81,8 @@ def test_grant_refuses_negative_tokens(finance_client, billing_tenant):
     assert not LedgerEntry.objects.exists()
 
 
-def test_adjust_can_remove_tokens_and_refund_as_tokens_credits(
-    finance_client, finance_user, billing_tenant, billing_other_tenant
-):
-    accounts = list(BalanceAccount.objects.filter(tenant__in=[billing_tenant, billing_other_tenant]))
+def test_adjust_can_remove_tokens_and_refund_as_tokens_credits(finance_client, finance_user, tenant, other_tenant):
+    accounts = list(BalanceAccount.objects.filter(tenant__in=[tenant, other_tenant]))
 
     run_action(finance_client, "adjust_tokens", accounts[:1], tokens=-300, memo="double-billed job", apply="1")
     run_action(finance_client, "refund_as_tokens", accounts, tokens=1_000, memo="outage 2026-11-20", apply="1")
@@ -93,26 +91,26 @@ def test_adjust_can_remove_tokens_and_refund_as_tokens_credits(
     assert (adjust.kind, adjust.actor) == ("adjustment", finance_user)
     refunds = LedgerEntry.objects.filter(memo="Refund as tokens: outage 2026-11-20")
     assert refunds.count() == 2 and {e.kind for e in refunds} == {"adjustment"}
-    assert_ledger_invariant(billing_tenant, billing_other_tenant)
+    assert_ledger_invariant(tenant, other_tenant)
 
 
-def test_staff_without_finance_permission_cannot_adjust(client, billing_tenant):
+def test_staff_without_finance_permission_cannot_adjust(client, tenant):
     user = User.objects.create_user("ops", "ops@example.com", "pw", is_staff=True)
     from django.contrib.auth.models import Permission
 
     user.user_permissions.add(Permission.objects.get(codename="view_balanceaccount"))
     client.force_login(user)
-    account = BalanceAccount.objects.get(tenant=billing_tenant)
+    account = BalanceAccount.objects.get(tenant=tenant)
 
     run_action(client, "grant_tokens", [account], tokens=5_000, memo="sneaky", apply="1")
 
     assert not LedgerEntry.objects.exists()
 
 
-def test_ledger_admin_is_read_only(finance_client, billing_tenant):
+def test_ledger_admin_is_read_only(finance_client, tenant):
     from billing.services import tokens_grant
 
-    entry = tokens_grant(tenant=billing_tenant, tokens=10, memo="x")
+    entry = tokens_grant(tenant=tenant, tokens=10, memo="x")
 
     assert finance_client.get("/admin/billing/ledgerentry/").status_code == 200
     assert finance_client.get("/admin/billing/ledgerentry/add/").status_code == 403
@@ -127,11 +125,11 @@ def test_ledger_admin_is_read_only(finance_client, billing_tenant):
     assert finance_client.get(f"/admin/billing/ledgerentry/{entry.pk}/delete/").status_code == 403
 
 
-def test_ledger_filters_and_csv_export(finance_client, billing_tenant, billing_other_tenant):
+def test_ledger_filters_and_csv_export(finance_client, tenant, other_tenant):
     from billing.services import tokens_grant
 
-    a = tokens_grant(tenant=billing_tenant, tokens=10, memo="first, with a comma")
-    b = tokens_grant(tenant=billing_other_tenant, tokens=-4, memo="second", kind="adjustment")
+    a = tokens_grant(tenant=tenant, tokens=10, memo="first, with a comma")
+    b = tokens_grant(tenant=other_tenant, tokens=-4, memo="second", kind="adjustment")
 
     filtered = finance_client.get("/admin/billing/ledgerentry/", {"kind__exact": "adjustment"})
     export = finance_client.post(
@@ -142,7 +140,7 @@ def test_ledger_filters_and_csv_export(finance_client, billing_tenant, billing_o
     assert export["Content-Type"].startswith("text/csv")
     lines = export.content.decode().splitlines()
     assert lines[0].startswith("id,created_at,tenant,kind")
-    assert '"first, with a comma"' in lines[1] and billing_tenant.slug in lines[1]
+    assert '"first, with a comma"' in lines[1] and tenant.slug in lines[1]
     assert len(lines) == 3
 
 
@@ -155,7 +153,7 @@ def test_finance_edits_pack_prices(finance_client, token_packs):
     assert price.unit_amount == 500
 
 
-def test_topups_and_events_are_listed(client, finance_client, fake_stripe, checkout, billing_tenant):
+def test_topups_and_events_are_listed(client, finance_client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout()["id"])
     deliver(client, make_event("checkout.session.completed", session))
     finance_client.force_login(User.objects.get(username="fin"))
@@ -168,9 +166,7 @@ def test_topups_and_events_are_listed(client, finance_client, fake_stripe, check
     assert finance_client.get("/admin/billing/stripeevent/add/").status_code == 403
 
 
-def test_reconciliation_page_shows_and_credits_missing_sessions(
-    client, finance_client, fake_stripe, checkout, billing_tenant
-):
+def test_reconciliation_page_shows_and_credits_missing_sessions(client, finance_client, fake_stripe, checkout, tenant):
     ok = fake_stripe.pay(checkout()["id"])
     deliver(client, make_event("checkout.session.completed", ok))
     lost = fake_stripe.pay(checkout("team")["id"])
@@ -185,8 +181,8 @@ def test_reconciliation_page_shows_and_credits_missing_sessions(
     again = finance_client.get("/admin/billing/topup/reconcile/", {"days": 3}).content.decode()
 
     assert "2 paid session(s) match" in again
-    assert BalanceAccount.objects.get(tenant=billing_tenant).available == 1_100_000
-    assert_ledger_invariant(billing_tenant)
+    assert BalanceAccount.objects.get(tenant=tenant).available == 1_100_000
+    assert_ledger_invariant(tenant)
 
 
 def test_reconciliation_needs_permission(client, db):

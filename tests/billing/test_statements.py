@@ -33,30 +33,28 @@ def finished_job(tenant, *, when: datetime, duration_s: float, held: int, used: 
 
 
 @pytest.fixture
-def history(billing_tenant, billing_other_tenant):
+def history(tenant, other_tenant):
     with at(2026, 10, 5):
-        tokens_grant(tenant=billing_tenant, tokens=1_000, memo="trial")
+        tokens_grant(tenant=tenant, tokens=1_000, memo="trial")
     with at(2026, 11, 2):
-        external_entry_write(tenant=billing_tenant, kind="topup", tokens=100_000, external_ref="cs_nov", memo="starter")
-        tokens_grant(tenant=billing_other_tenant, tokens=9_999, memo="someone else")
+        external_entry_write(tenant=tenant, kind="topup", tokens=100_000, external_ref="cs_nov", memo="starter")
+        tokens_grant(tenant=other_tenant, tokens=9_999, memo="someone else")
     with at(2026, 11, 10):
-        nov_job = finished_job(
-            billing_tenant, when=datetime(2026, 11, 10, 12, tzinfo=UTC), duration_s=60.5, held=800, used=500
-        )
+        nov_job = finished_job(tenant, when=datetime(2026, 11, 10, 12, tzinfo=UTC), duration_s=60.5, held=800, used=500)
     with at(2026, 11, 15):
-        tokens_grant(tenant=billing_tenant, tokens=-200, memo="duplicate upload credit reversed", kind="adjustment")
+        tokens_grant(tenant=tenant, tokens=-200, memo="duplicate upload credit reversed", kind="adjustment")
     with at(2026, 11, 30):
         # Still running at month end: its hold stays in the closing balance, as held.
-        open_job = Transcription.objects.create(tenant=billing_tenant, sha256="b" * 64, held_tokens=300)
-        hold_place(tenant=billing_tenant, job=open_job, tokens=300)
+        open_job = Transcription.objects.create(tenant=tenant, sha256="b" * 64, held_tokens=300)
+        hold_place(tenant=tenant, job=open_job, tokens=300)
     with at(2026, 12, 1):
-        finished_job(billing_tenant, when=datetime(2026, 12, 1, 12, tzinfo=UTC), duration_s=10, held=100, used=90)
+        finished_job(tenant, when=datetime(2026, 12, 1, 12, tzinfo=UTC), duration_s=10, held=100, used=90)
     return nov_job
 
 
-def test_november_statement_adds_up(billing_tenant, history):
+def test_november_statement_adds_up(tenant, history):
     with at(2026, 12, 20):
-        s = statement_build(tenant=billing_tenant, period="2026-11")
+        s = statement_build(tenant=tenant, period="2026-11")
 
     assert s.opening_balance == 1_000
     assert s.topup_tokens == 100_000
@@ -65,25 +63,25 @@ def test_november_statement_adds_up(billing_tenant, history):
     assert (s.job_count, s.audio_seconds, s.job_tokens, s.job_debit_tokens) == (1, 60.5, 500, 500)
     assert s.closing_balance == s.opening_balance + s.topup_tokens + s.adjustment_tokens - s.job_debit_tokens == 100_300
     assert s.closing_held == 300
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_months_chain_and_the_last_closing_is_the_balance(billing_tenant, history):
+def test_months_chain_and_the_last_closing_is_the_balance(tenant, history):
     with at(2026, 12, 20):
         october, november, december = (
-            statement_build(tenant=billing_tenant, period=p) for p in ("2026-10", "2026-11", "2026-12")
+            statement_build(tenant=tenant, period=p) for p in ("2026-10", "2026-11", "2026-12")
         )
 
     assert october.opening_balance == 0 and october.closing_balance == 1_000
     assert november.opening_balance == october.closing_balance
     assert december.opening_balance == november.closing_balance
-    assert december.closing_balance == sum(ledger_sums(tenant=billing_tenant))
+    assert december.closing_balance == sum(ledger_sums(tenant=tenant))
     assert [j.billed_tokens for j in december.jobs] == [90]
 
 
-def test_statement_html_and_pdf_show_the_lines(billing_tenant, history):
+def test_statement_html_and_pdf_show_the_lines(tenant, history):
     with at(2026, 12, 20):
-        s = statement_build(tenant=billing_tenant, period="2026-11")
+        s = statement_build(tenant=tenant, period="2026-11")
         html = statement_html(statement=s)
         pdf = statement_pdf(statement=s)
 
@@ -94,11 +92,11 @@ def test_statement_html_and_pdf_show_the_lines(billing_tenant, history):
     assert pdf.startswith(b"%PDF")
 
 
-def test_statement_periods_lists_active_months(billing_tenant, history):
-    assert [p["period"] for p in statement_periods(tenant=billing_tenant)] == ["2026-12", "2026-11", "2026-10"]
+def test_statement_periods_lists_active_months(tenant, history):
+    assert [p["period"] for p in statement_periods(tenant=tenant)] == ["2026-12", "2026-11", "2026-10"]
 
 
 @pytest.mark.parametrize("period", ["2026-00", "26-11", "2026-1", "november"])
-def test_bad_period_is_invalid_request(billing_tenant, period):
+def test_bad_period_is_invalid_request(tenant, period):
     with pytest.raises(InvalidRequest):
-        statement_build(tenant=billing_tenant, period=period)
+        statement_build(tenant=tenant, period=period)

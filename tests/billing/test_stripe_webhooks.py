@@ -32,35 +32,35 @@ def topup_entries(session_id: str):
 # --- happy path and at-most-once ------------------------------------------------------------
 
 
-def test_completed_paid_session_credits_the_pack_once(client, fake_stripe, checkout, billing_tenant):
+def test_completed_paid_session_credits_the_pack_once(client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout("starter")["id"])
 
     response = deliver(client, make_event("checkout.session.completed", session))
 
     assert response.status_code == 200
     assert response.json()["status"] == "processed"
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     topup = TopUp.objects.get(stripe_session_id=session["id"])
     assert topup.status == TopUp.Status.PAID
     assert topup.ledger_entry.external_ref == session["id"]
     assert topup.stripe_payment_intent_id == session["payment_intent"]
     assert topup.stripe_invoice_id == session["invoice"]
     assert StripeEvent.objects.get().status == StripeEvent.Status.PROCESSED
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_duplicate_event_is_stored_and_credited_once(client, fake_stripe, checkout, billing_tenant):
+def test_duplicate_event_is_stored_and_credited_once(client, fake_stripe, checkout, tenant):
     event = make_event("checkout.session.completed", fake_stripe.pay(checkout()["id"]))
 
     first, second = deliver(client, event), deliver(client, event)
 
     assert (first.status_code, second.status_code) == (200, 200)
     assert StripeEvent.objects.filter(event_id=event["id"]).count() == 1
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
-def test_two_events_for_the_same_session_credit_once(client, fake_stripe, checkout, billing_tenant):
+def test_two_events_for_the_same_session_credit_once(client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout()["id"])
 
     deliver(client, make_event("checkout.session.completed", session))
@@ -68,38 +68,38 @@ def test_two_events_for_the_same_session_credit_once(client, fake_stripe, checko
 
     assert StripeEvent.objects.count() == 2
     assert topup_entries(session["id"]).count() == 1
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
-def test_completed_and_async_succeeded_for_one_session_credit_once(client, fake_stripe, checkout, billing_tenant):
+def test_completed_and_async_succeeded_for_one_session_credit_once(client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout("team")["id"])
 
     deliver(client, make_event("checkout.session.completed", session))
     deliver(client, make_event("checkout.session.async_payment_succeeded", session))
 
     assert topup_entries(session["id"]).count() == 1
-    assert balance(billing_tenant) == 1_000_000
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == 1_000_000
+    assert_ledger_invariant(tenant)
 
 
-def test_unpaid_completed_then_async_succeeded_credits_on_success(client, fake_stripe, checkout, billing_tenant):
+def test_unpaid_completed_then_async_succeeded_credits_on_success(client, fake_stripe, checkout, tenant):
     sid = checkout()["id"]
     unpaid = fake_stripe.pay(sid, asynchronous=True, settle=False)
 
     deliver(client, make_event("checkout.session.completed", unpaid))
-    assert balance(billing_tenant) == 0
+    assert balance(tenant) == 0
     assert TopUp.objects.get(stripe_session_id=sid).status == TopUp.Status.PENDING
 
     paid = fake_stripe.pay(sid)
     deliver(client, make_event("checkout.session.async_payment_succeeded", paid))
 
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert TopUp.objects.get(stripe_session_id=sid).status == TopUp.Status.PAID
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_out_of_order_async_succeeded_before_unpaid_completed(client, fake_stripe, checkout, billing_tenant):
+def test_out_of_order_async_succeeded_before_unpaid_completed(client, fake_stripe, checkout, tenant):
     sid = checkout()["id"]
     unpaid = fake_stripe.pay(sid, asynchronous=True, settle=False)
     paid = fake_stripe.pay(sid)
@@ -107,12 +107,12 @@ def test_out_of_order_async_succeeded_before_unpaid_completed(client, fake_strip
     deliver(client, make_event("checkout.session.async_payment_succeeded", paid))
     deliver(client, make_event("checkout.session.completed", unpaid))
 
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert TopUp.objects.get(stripe_session_id=sid).status == TopUp.Status.PAID
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_async_payment_failed_marks_the_topup_failed(client, fake_stripe, checkout, billing_tenant):
+def test_async_payment_failed_marks_the_topup_failed(client, fake_stripe, checkout, tenant):
     sid = checkout()["id"]
     unpaid = fake_stripe.pay(sid, asynchronous=True, settle=False)
 
@@ -120,22 +120,22 @@ def test_async_payment_failed_marks_the_topup_failed(client, fake_stripe, checko
     deliver(client, make_event("checkout.session.async_payment_failed", unpaid))
 
     assert TopUp.objects.get(stripe_session_id=sid).status == TopUp.Status.FAILED
-    assert balance(billing_tenant) == 0
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == 0
+    assert_ledger_invariant(tenant)
 
 
-def test_paid_session_unknown_locally_is_credited_from_metadata(client, fake_stripe, checkout, billing_tenant):
+def test_paid_session_unknown_locally_is_credited_from_metadata(client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout()["id"])
     TopUp.objects.filter(stripe_session_id=session["id"]).delete()  # e.g. restored from an old backup
 
     deliver(client, make_event("checkout.session.completed", session))
 
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert TopUp.objects.get(stripe_session_id=session["id"]).tokens == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_session_without_our_metadata_is_ignored(client, fake_stripe, billing_tenant):
+def test_session_without_our_metadata_is_ignored(client, fake_stripe, tenant):
     foreign = {
         "id": "cs_test_foreign",
         "payment_status": "paid",
@@ -202,7 +202,7 @@ def test_unknown_event_type_is_stored_and_ignored(db, client, stripe_settings):
     assert StripeEvent.objects.get().status == StripeEvent.Status.IGNORED
 
 
-def test_api_version_mismatch_is_logged_not_refused(client, fake_stripe, checkout, billing_tenant, caplog):
+def test_api_version_mismatch_is_logged_not_refused(client, fake_stripe, checkout, tenant, caplog):
     session = fake_stripe.pay(checkout()["id"])
 
     with caplog.at_level(logging.WARNING, logger="billing.webhooks"):
@@ -210,12 +210,12 @@ def test_api_version_mismatch_is_logged_not_refused(client, fake_stripe, checkou
 
     assert response.status_code == 200
     assert "2020-08-27" in caplog.text
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
 def test_handler_error_rolls_back_and_answers_500_then_retry_succeeds(
-    client, fake_stripe, checkout, billing_tenant, monkeypatch
+    client, fake_stripe, checkout, tenant, monkeypatch
 ):
     session = fake_stripe.pay(checkout()["id"])
     event = make_event("checkout.session.completed", session)
@@ -229,19 +229,19 @@ def test_handler_error_rolls_back_and_answers_500_then_retry_succeeds(
 
     assert response.status_code == 500
     assert response.json()["error"]["code"] == "processing_failed"
-    assert balance(billing_tenant) == 0
+    assert balance(tenant) == 0
     stored = StripeEvent.objects.get(event_id=event["id"])
     assert stored.status == StripeEvent.Status.FAILED
     assert "boom" in stored.error
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
     monkeypatch.undo()
     retry = deliver(client, event)
 
     assert retry.status_code == 200
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert StripeEvent.objects.get(event_id=event["id"]).attempts == 2
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
 # --- refunds and disputes ------------------------------------------------------------------
@@ -260,55 +260,55 @@ def _spend(tenant, tokens_held: int, tokens_used: int) -> Transcription:
     return job
 
 
-def test_refund_after_spending_goes_negative_and_next_job_gets_402(client, fake_stripe, checkout, billing_tenant):
+def test_refund_after_spending_goes_negative_and_next_job_gets_402(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
-    _spend(billing_tenant, tokens_held=80_000, tokens_used=60_000)
-    assert balance(billing_tenant) == 40_000
+    _spend(tenant, tokens_held=80_000, tokens_used=60_000)
+    assert balance(tenant) == 40_000
 
     response = deliver(client, make_event("charge.refunded", fake_stripe.refund(session["id"])))
 
     assert response.status_code == 200
-    assert balance(billing_tenant) == -60_000
+    assert balance(tenant) == -60_000
     refund = LedgerEntry.objects.get(kind="refund")
     assert refund.available_delta == -STARTER
     assert refund.external_ref.startswith("re_")
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
-    job = Transcription.objects.create(tenant=billing_tenant, sha256="1" * 64, held_tokens=10)
+    job = Transcription.objects.create(tenant=tenant, sha256="1" * 64, held_tokens=10)
     with pytest.raises(InsufficientBalance) as excinfo:
-        hold_place(tenant=billing_tenant, job=job, tokens=10)
+        hold_place(tenant=tenant, job=job, tokens=10)
     assert excinfo.value.status_code == 402
     assert excinfo.value.extra["available_tokens"] == -60_000
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_partial_refunds_each_reverse_their_share_once(client, fake_stripe, checkout, billing_tenant):
+def test_partial_refunds_each_reverse_their_share_once(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)  # 500 cents for 100,000 tokens
 
     first = make_event("charge.refunded", fake_stripe.refund(session["id"], amount=100))
     deliver(client, first)
     deliver(client, first)
-    assert balance(billing_tenant) == 80_000
+    assert balance(tenant) == 80_000
 
     deliver(client, make_event("charge.refunded", fake_stripe.refund(session["id"], amount=150)))
 
-    assert balance(billing_tenant) == 50_000
+    assert balance(tenant) == 50_000
     assert LedgerEntry.objects.filter(kind="refund").count() == 2
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_refund_list_is_fetched_when_not_embedded(client, fake_stripe, checkout, billing_tenant):
+def test_refund_list_is_fetched_when_not_embedded(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
     fake_stripe.refund(session["id"])
 
     deliver(client, make_event("charge.refunded", fake_stripe.charge(session["id"], embed_refunds=False)))
 
-    assert balance(billing_tenant) == 0
+    assert balance(tenant) == 0
     assert any(r["path"] == "/v1/refunds" for r in fake_stripe.requests)
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_refund_arriving_before_the_session_event_credits_then_reverses(client, fake_stripe, checkout, billing_tenant):
+def test_refund_arriving_before_the_session_event_credits_then_reverses(client, fake_stripe, checkout, tenant):
     session = fake_stripe.pay(checkout()["id"])
     charge = fake_stripe.refund(session["id"])
 
@@ -317,11 +317,11 @@ def test_refund_arriving_before_the_session_event_credits_then_reverses(client, 
 
     assert topup_entries(session["id"]).count() == 1
     assert LedgerEntry.objects.filter(kind="refund").count() == 1
-    assert balance(billing_tenant) == 0
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == 0
+    assert_ledger_invariant(tenant)
 
 
-def test_refund_of_a_foreign_charge_is_ignored(client, fake_stripe, billing_tenant):
+def test_refund_of_a_foreign_charge_is_ignored(client, fake_stripe, tenant):
     charge = {
         "id": "ch_other",
         "amount": 100,
@@ -333,46 +333,46 @@ def test_refund_of_a_foreign_charge_is_ignored(client, fake_stripe, billing_tena
     assert not LedgerEntry.objects.exists()
 
 
-def test_dispute_withdraws_tokens_and_a_won_dispute_gives_them_back(client, fake_stripe, checkout, billing_tenant):
+def test_dispute_withdraws_tokens_and_a_won_dispute_gives_them_back(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
     opened = fake_stripe.dispute(session["id"])
 
     deliver(client, make_event("charge.dispute.created", opened))
-    assert balance(billing_tenant) == 0
+    assert balance(tenant) == 0
 
     deliver(client, make_event("charge.dispute.closed", {**opened, "status": "won"}))
 
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert LedgerEntry.objects.get(kind="dispute_reversal").available_delta == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_lost_dispute_keeps_the_tokens_withdrawn(client, fake_stripe, checkout, billing_tenant):
+def test_lost_dispute_keeps_the_tokens_withdrawn(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
     opened = fake_stripe.dispute(session["id"])
 
     deliver(client, make_event("charge.dispute.created", opened))
     deliver(client, make_event("charge.dispute.closed", {**opened, "status": "lost"}))
 
-    assert balance(billing_tenant) == 0
+    assert balance(tenant) == 0
     assert not LedgerEntry.objects.filter(kind="dispute_reversal").exists()
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_won_dispute_closed_before_created_nets_to_zero(client, fake_stripe, checkout, billing_tenant):
+def test_won_dispute_closed_before_created_nets_to_zero(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
     opened = fake_stripe.dispute(session["id"])
 
     deliver(client, make_event("charge.dispute.closed", {**opened, "status": "won"}))
     deliver(client, make_event("charge.dispute.created", opened))
 
-    assert balance(billing_tenant) == STARTER
+    assert balance(tenant) == STARTER
     assert LedgerEntry.objects.filter(kind="dispute").count() == 1
     assert LedgerEntry.objects.filter(kind="dispute_reversal").count() == 1
-    assert_ledger_invariant(billing_tenant)
+    assert_ledger_invariant(tenant)
 
 
-def test_inquiry_withdraws_nothing(client, fake_stripe, checkout, billing_tenant):
+def test_inquiry_withdraws_nothing(client, fake_stripe, checkout, tenant):
     session = _paid(client, fake_stripe, checkout)
 
     deliver(
@@ -380,8 +380,8 @@ def test_inquiry_withdraws_nothing(client, fake_stripe, checkout, billing_tenant
         make_event("charge.dispute.created", fake_stripe.dispute(session["id"], status="warning_needs_response")),
     )
 
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
 # --- concurrency (PostgreSQL) -----------------------------------------------------------------
@@ -411,7 +411,7 @@ def _concurrently(payloads: list[str], workers_per_payload: int = 4) -> list[int
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_deliveries_of_one_event_credit_once(fake_stripe, checkout, billing_tenant):
+def test_concurrent_deliveries_of_one_event_credit_once(fake_stripe, checkout, tenant):
     postgres_required()
     payload = json.dumps(make_event("checkout.session.completed", fake_stripe.pay(checkout()["id"])))
 
@@ -420,13 +420,13 @@ def test_concurrent_deliveries_of_one_event_credit_once(fake_stripe, checkout, b
     assert statuses == [200] * 8
     assert StripeEvent.objects.count() == 1
     assert LedgerEntry.objects.filter(kind="topup").count() == 1
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)
-def test_concurrent_completed_and_async_succeeded_credit_once(fake_stripe, checkout, billing_tenant):
+def test_concurrent_completed_and_async_succeeded_credit_once(fake_stripe, checkout, tenant):
     postgres_required()
     session = fake_stripe.pay(checkout()["id"])
     TopUp.objects.filter(stripe_session_id=session["id"]).delete()  # also race the creation from metadata
@@ -441,8 +441,8 @@ def test_concurrent_completed_and_async_succeeded_credit_once(fake_stripe, check
     assert StripeEvent.objects.count() == 2
     assert TopUp.objects.filter(stripe_session_id=session["id"]).count() == 1
     assert LedgerEntry.objects.filter(kind="topup").count() == 1
-    assert balance(billing_tenant) == STARTER
-    assert_ledger_invariant(billing_tenant)
+    assert balance(tenant) == STARTER
+    assert_ledger_invariant(tenant)
 
 
 def test_session_for_a_missing_tenant_is_ignored_not_retried_forever(client, stripe_settings, db):
