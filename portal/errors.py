@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
-from django.http import Http404, JsonResponse
+from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
 from rest_framework.views import exception_handler
@@ -132,7 +132,3 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     response.data = error_body(code, message)
     response.status_code = status_code
     return response
-
-
-def json_404(request, exception=None) -> JsonResponse:
-    return JsonResponse(error_body("not_found", "No such resource."), status=404)

@@ -5,20 +5,8 @@ from django.db.models import QuerySet
 from tenants.models import ApiKey, Membership, Tenant
 
 
-def tenant_get_by_slug(*, slug: str) -> Tenant:
-    return Tenant.objects.get(slug=slug)
-
-
 def membership_list(*, tenant: Tenant) -> QuerySet[Membership]:
     return Membership.objects.filter(tenant=tenant).select_related("user").order_by("created_at")
-
-
-def memberships_for_user(*, user) -> QuerySet[Membership]:
-    return Membership.objects.filter(user=user).select_related("tenant").order_by("tenant__name")
-
-
-def membership_get(*, tenant: Tenant, user) -> Membership | None:
-    return Membership.objects.filter(tenant=tenant, user=user).first()
 
 
 def api_key_list(*, tenant: Tenant) -> QuerySet[ApiKey]:

@@ -11,7 +11,6 @@ from transcription.engines.base import BaseEngine
 
 _lock = threading.Lock()
 _engines: dict[str, BaseEngine] = {}
-LOADS = {"count": 0}
 
 
 def get_engine(alias: str = "default") -> BaseEngine:
@@ -24,7 +23,6 @@ def get_engine(alias: str = "default") -> BaseEngine:
             config = settings.ASR_ENGINES[alias]
             engine = import_string(config["BACKEND"])(**config.get("OPTIONS", {}))
             _engines[alias] = engine
-            LOADS["count"] += 1
         return engine
 
 
