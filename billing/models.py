@@ -34,6 +34,8 @@ class LedgerEntry(models.Model):
         GRANT = "grant", "Grant"
         TOPUP = "topup", "Top-up"
         HOLD = "hold", "Hold"
+        # The decoded audio ran past what the upload's probe promised: more held before more is recognized.
+        HOLD_EXTEND = "hold_extend", "Hold extension"
         RELEASE = "release", "Release"
         DEBIT = "debit", "Debit"
         REFUND = "refund", "Refund"
@@ -41,7 +43,7 @@ class LedgerEntry(models.Model):
         DISPUTE_REVERSAL = "dispute_reversal", "Dispute reversal"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    JOB_KINDS = (Kind.HOLD, Kind.RELEASE, Kind.DEBIT)
+    JOB_KINDS = (Kind.HOLD, Kind.HOLD_EXTEND, Kind.RELEASE, Kind.DEBIT)
     EXTERNAL_KINDS = (Kind.TOPUP, Kind.REFUND, Kind.DISPUTE, Kind.DISPUTE_REVERSAL)
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="ledger_entries")
@@ -80,7 +82,8 @@ class LedgerEntry(models.Model):
                 name="uniq_external_money_kind",
             ),
             models.CheckConstraint(
-                condition=~Q(kind__in=["hold", "release", "debit"]) | Q(job__isnull=False), name="job_kinds_have_job"
+                condition=~Q(kind__in=["hold", "hold_extend", "release", "debit"]) | Q(job__isnull=False),
+                name="job_kinds_have_job",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=["grant", "adjustment"]) | ~Q(memo=""), name="manual_entries_have_memo"

@@ -18,6 +18,7 @@ LEDGER_LABELS = {
     "grant": _("Grant"),
     "topup": _("Top-up"),
     "hold": _("Hold"),
+    "hold_extend": _("Hold extension"),
     "release": _("Release"),
     "debit": _("Debit"),
     "refund": _("Refund"),
