@@ -80,6 +80,33 @@ def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
         )
 
 
+def hold_extend(*, tenant, job, tokens: int) -> LedgerEntry:
+    """Hold `tokens` more for a running job whose audio turned out longer than probed; 402 if the balance is short.
+
+    The caller holds the job row lock and adds `tokens` to the job's held_tokens in the same transaction.
+    """
+    if tokens <= 0:
+        raise InvalidRequest("A hold extension must be a positive number of tokens.")
+    with transaction.atomic():
+        account = account_lock(tenant_id=tenant.pk)
+        if account.available < tokens:
+            raise InsufficientBalance(
+                f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
+                f"but only {max(account.available, 0)} are available. You were not charged. Buy tokens in the "
+                "dashboard (Billing) or via POST /api/v1/billing/checkout, then upload the file again.",
+                needed_tokens=tokens,
+                available_tokens=account.available,
+            )
+        return _write(
+            account=account,
+            kind=Kind.HOLD_EXTEND,
+            available_delta=-tokens,
+            held_delta=tokens,
+            job=job,
+            actor_label="system",
+        )
+
+
 def hold_settle(*, job, tokens: int) -> tuple[int, LedgerEntry | None]:
     """Debit min(tokens, hold) from the job's hold and release the rest. Call with the job row locked.
 

@@ -159,3 +159,60 @@ def has_tool(name: str) -> bool:
 
 def sentences_json() -> str:
     return json.dumps({"sentences": list(FIXTURE_SENTENCES)}, ensure_ascii=False, indent=2) + "\n"
+
+
+# --- containers whose headers lie about the length (billing-bypass reproductions) -------------------------
+
+PCM_CONTAINERS = {  # extension -> ffmpeg codec arguments for 16-bit PCM in that container
+    "wav": ["-c:a", "pcm_s16le"],
+    "mkv": ["-c:a", "pcm_s16le"],
+    "aiff": ["-c:a", "pcm_s16be"],
+    "w64": ["-c:a", "pcm_s16le"],
+    "caf": ["-c:a", "pcm_s16le"],
+    "au": ["-c:a", "pcm_s16be"],
+}
+
+
+def pcm_in(samples: np.ndarray, dst: str | Path) -> Path:
+    """16 kHz mono samples as 16-bit PCM in the container named by dst's extension (see PCM_CONTAINERS)."""
+    dst = Path(dst)
+    with tempfile.TemporaryDirectory() as tmp:
+        src = write_wav(Path(tmp) / "src.wav", samples)
+        codec = PCM_CONTAINERS[dst.suffix.lstrip(".")]
+        subprocess.run(["ffmpeg", "-nostdin", "-loglevel", "error", "-y", "-i", str(src), *codec, str(dst)], check=True)
+    return dst
+
+
+def _find(raw: bytes, marker: bytes, start: int = 0) -> int:
+    at = raw.find(marker, start)
+    assert at >= 0, f"{marker!r} not found in the file"
+    return at
+
+
+def state_length(path: str | Path, seconds: float) -> Path:
+    """Overwrite the container's stated length with `seconds` (16 kHz mono 16-bit), in place; the audio stays.
+
+    wav/w64/caf/au: the data chunk's size; aiff: COMM's frame count; mkv: the EBML Segment Duration.
+    """
+    path = Path(path)
+    raw = bytearray(path.read_bytes())
+    frames = int(round(seconds * SR))
+    kind = path.suffix.lstrip(".")
+    if kind == "wav":
+        struct.pack_into("<I", raw, _find(raw, b"data") + 4, frames * 2)
+    elif kind == "w64":  # chunk GUIDs start with the fourcc; the size (incl. the 24-byte header) follows the GUID
+        struct.pack_into("<Q", raw, _find(raw, b"data\xf3\xac\xd3\x11") + 16, frames * 2 + 24)
+    elif kind == "caf":  # 'data' chunk: int64 size, then a 4-byte edit count before the samples
+        struct.pack_into(">q", raw, _find(raw, b"data") + 4, frames * 2 + 4)
+    elif kind == "au":
+        struct.pack_into(">I", raw, 8, frames * 2)
+    elif kind == "aiff":
+        struct.pack_into(">I", raw, _find(raw, b"COMM") + 10, frames)
+    elif kind == "mkv":  # Duration (0x4489) is a float in TimecodeScale units (default 1 ms)
+        at = _find(raw, b"\x44\x89")
+        size = raw[at + 2] & 0x7F
+        struct.pack_into(">d" if size == 8 else ">f", raw, at + 3, seconds * 1000.0)
+    else:
+        raise ValueError(f"no length field known for .{kind}")
+    path.write_bytes(bytes(raw))
+    return path

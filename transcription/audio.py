@@ -1,7 +1,8 @@
 """Audio intake: probe uploads cheaply, decode them to 16 kHz mono float32 under a hard cap, find speech.
 
-Nothing here trusts a container header: durations come from a packet scan (probe) or from the
-samples actually decoded (decode). This module never imports torch; the VAD runs silero's
+Nothing here trusts a container header: durations come from a packet scan (probe), from a WAV header
+that FFmpeg clamps to the data present, or from the samples actually decoded (decode). The worker
+re-checks the decoded length against the job's hold before recognizing (services: transcription_hold_cover). This module never imports torch; the VAD runs silero's
 sequence ONNX model directly with onnxruntime and numpy.
 """
 
@@ -66,6 +67,8 @@ def _too_long(seconds: float, limit: float, *, at_least: bool = False) -> AudioT
     )
 
 
+# Containers whose stated PCM length FFmpeg verifies against the data actually present (see probe()).
+LENGTH_VERIFIED_CONTAINERS = frozenset({"wav"})
 QUICK_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
@@ -117,7 +120,7 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.strea
 
 
 def probe(path: str | Path) -> Probe:
-    """Check an upload without decoding it: the duration is the sum of the demuxed packets' durations.
+    """Check an upload without decoding it: the duration is the length of the demuxed packets.
 
     Raises UnsupportedAudio for anything that is not usable audio and AudioTooLong when the packets add
     up to more than settings.MAX_AUDIO_SECONDS (the scan stops as soon as the limit is passed).
@@ -125,48 +128,20 @@ def probe(path: str | Path) -> Probe:
     limit = float(settings.MAX_AUDIO_SECONDS)
     container, stream = _open(path)
     with container:
-        base = stream.time_base
-        header_s = None
-        if stream.duration is not None and base is not None:
-            header_s = float(stream.duration * base)
-        elif container.duration is not None:
-            header_s = container.duration / 1_000_000
-        total = 0  # in time_base units
-        last_end = 0
-        packets = 0
-        missing_duration = False
-        # Compare in integer ticks: Fraction arithmetic per packet would dominate the scan.
-        limit_ticks = int((limit + CAP_GRACE_SECONDS) / base) if base else None
-        pcm = stream.codec_context.name.startswith("pcm_") and header_s is not None
-        if pcm:
-            # Raw PCM: FFmpeg clamps the header's length to the bytes actually present, so it is exact and
-            # scanning would read the whole file.
-            total, packets, base = header_s, 1, 1
-            limit_ticks = None
-        try:
-            for packet in () if pcm else container.demux(stream):
-                duration = packet.duration
-                if duration:
-                    total += duration
-                    packets += 1
-                    if limit_ticks is not None and total > limit_ticks:
-                        raise _too_long(float(total * base), limit, at_least=True)
-                elif packet.size:  # size 0 is the flush packet at the end
-                    packets += 1
-                    missing_duration = True
-                    if packet.pts is not None:
-                        last_end = max(last_end, packet.pts)
-        except av.FFmpegError:
-            pass  # a damaged tail: what was demuxed so far is what decode will salvage
-        if packets == 0:
-            raise _unreadable("it contains no audio data")
-        if base is not None and not missing_duration:
-            duration = float(total * base)
-        elif base is not None and last_end:
-            start = stream.start_time or 0
-            duration = float((last_end - start) * base)
+        header_s = _header_seconds(container, stream)
+        if (
+            stream.codec_context.name.startswith("pcm_")
+            and header_s is not None
+            and container.format.name in LENGTH_VERIFIED_CONTAINERS
+        ):
+            # PCM in WAV: FFmpeg's WAV demuxer clamps the data chunk's length to the bytes present and never
+            # reads past it, so the header is exact and a scan would read the whole file. Other containers
+            # (Matroska, AIFF, AU, CAF, W64) state lengths FFmpeg does not check: those are scanned.
+            duration = header_s
         else:
-            duration = header_s or 0.0
+            duration = _scan_seconds(container, stream, limit)
+            if duration is None:
+                duration = header_s or 0.0
         if duration > limit + CAP_GRACE_SECONDS:
             raise _too_long(duration, limit)
         return Probe(
@@ -176,6 +151,39 @@ def probe(path: str | Path) -> Probe:
             codec=stream.codec_context.name,
             container=container.format.name,
         )
+
+
+def _scan_seconds(container, stream, limit: float) -> float | None:
+    """The audio's length from a packet scan: the larger of the summed packet durations and the last
+    packet's end (per-packet durations are rounded to the time base, e.g. 23 ms blocks in Matroska).
+
+    None when packets carry no timing at all; AudioTooLong as soon as the scan passes the limit.
+    """
+    base = stream.time_base
+    if base is None:
+        return None
+    # Compare in integer ticks: Fraction arithmetic per packet would dominate the scan.
+    limit_ticks = int((limit + CAP_GRACE_SECONDS) / base)
+    start = stream.start_time or 0
+    total = last_end = 0
+    packets = 0
+    try:
+        for packet in container.demux(stream):
+            if not packet.size:
+                continue  # the flush packet at the end
+            packets += 1
+            duration = packet.duration or 0
+            total += duration
+            if packet.pts is not None:
+                last_end = max(last_end, packet.pts + duration - start)
+            if max(total, last_end) > limit_ticks:
+                raise _too_long(float(max(total, last_end) * base), limit, at_least=True)
+    except av.FFmpegError:
+        pass  # a damaged tail: what was demuxed so far is what decode will salvage
+    if packets == 0:
+        raise _unreadable("it contains no audio data")
+    ticks = max(total, last_end)
+    return float(ticks * base) if ticks else None
 
 
 def _header_seconds(container, stream) -> float | None:

@@ -84,6 +84,7 @@ def recognize_file(
     max_seconds: float,
     expected_s: float | None = None,
     chunk_seconds: float = 300.0,
+    admit: Callable[[float], None] | None = None,
 ) -> PipelineResult:
     """Transcribe a file without ever holding all of its samples.
 
@@ -93,6 +94,9 @@ def recognize_file(
     probed duration; else the header's hint), monotonic, 1.0 at the end, and at least once per chunk
     (it doubles as the job's heartbeat and may raise to abort). Decode errors are decode()'s:
     UnsupportedAudio, AudioTooLong (as soon as the cap is passed), FileNotFoundError.
+
+    `admit` gets the seconds decoded so far after each chunk is decoded and before any of it is recognized
+    (the job's hold must cover them: headers can understate the length); it raises to stop the job.
     """
     decode_ns = vad_ns = 0
     asr_ms = 0
@@ -144,6 +148,8 @@ def recognize_file(
             decode_ns += time.perf_counter_ns() - started
             if chunk is None:
                 break
+            if admit is not None:
+                admit(stream.duration_s)
             if not options.vad:
                 recognize(chunk, None, base)
                 base += chunk.shape[0]

@@ -24,7 +24,7 @@ from django.utils import timezone
 
 from billing import tokens as token_rule
 from billing.lock_objects import job_lock
-from billing.services import hold_amount, hold_place, hold_release, hold_settle
+from billing.services import hold_amount, hold_extend, hold_place, hold_release, hold_settle
 from portal.errors import (
     Conflict,
     DomainError,
@@ -148,8 +148,10 @@ def transcription_create(
 
     with _local_path(uploaded_file) as path:
         info = probe(path)
-    held = hold_amount(duration_s=info.duration_s, model=model)
     cached = transcription_cached_result(tenant=tenant, sha256=sha, options_hash=options_hash, model=model)
+    # A cache hit is billed from the stored result: hold what its decoded length needs, not only the probe's.
+    held_s = max(info.duration_s, cached.duration_s or 0.0) if cached is not None else info.duration_s
+    held = hold_amount(duration_s=held_s, model=model)
 
     job = Transcription(
         tenant=tenant,
@@ -309,6 +311,43 @@ def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = Fals
         raise LeaseLost(str(claim.job_id))
 
 
+# Decoders emit a little more than the packets promise (priming, resampler tails): that much is not re-held.
+HOLD_SLACK_S = 0.5
+
+
+def transcription_hold_cover(*, claim: Claim, duration_s: float) -> int:
+    """Make the job's hold cover `duration_s` of decoded audio before it is recognized; returns the hold.
+
+    Raises LeaseLost when the attempt is no longer current and InsufficientBalance (402, the job then fails
+    uncharged) when the tenant cannot cover the extra tokens.
+    """
+    with transaction.atomic():
+        job = job_lock(job_id=claim.job_id)
+        if job.status != Status.RUNNING or job.attempt != claim.attempt:
+            raise LeaseLost(str(claim.job_id))
+        needed = hold_amount(duration_s=duration_s, model=job.model)
+        if needed > job.held_tokens:
+            hold_extend(tenant=job.tenant, job=job, tokens=needed - job.held_tokens)
+            logger.warning(
+                "Transcription %s: decoded %.1f s but the upload probed %.1f s; hold extended %s -> %s tokens",
+                job.pk, duration_s, job.probed_duration_s or 0.0, job.held_tokens, needed,
+            )  # fmt: skip
+            job.held_tokens = needed
+            job.save(update_fields=["held_tokens"])
+        return job.held_tokens
+
+
+def _hold_guard(claim: Claim, job: Transcription):
+    """The pipeline's `admit` callback: extend the hold only when decoding passes what it already covers."""
+    covered = {"tokens": job.held_tokens}
+
+    def admit(decoded_s: float) -> None:
+        if hold_amount(duration_s=max(0.0, decoded_s - HOLD_SLACK_S), model=job.model) > covered["tokens"]:
+            covered["tokens"] = transcription_hold_cover(claim=claim, duration_s=decoded_s)
+
+    return admit
+
+
 def transcription_run(*, job_id) -> str:
     """Claim, decode, recognize and finalize one job. Returns what happened (for logs and tests)."""
     from django.core.exceptions import ImproperlyConfigured
@@ -336,6 +375,7 @@ def transcription_run(*, job_id) -> str:
             progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
             max_seconds=settings.MAX_AUDIO_SECONDS,
             expected_s=job.probed_duration_s or None,
+            admit=_hold_guard(claim, job),
         )
     except LeaseLost:
         return "lease_lost"
