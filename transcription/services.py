@@ -12,7 +12,6 @@ import logging
 import os
 import tempfile
 import time
-import urllib.request
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import timedelta
@@ -35,6 +34,7 @@ from portal.errors import (
 )
 from transcription.engines import engine_model_name
 from transcription.models import HotwordList, Transcription
+from transcription.outbound import BlockedTarget, post_pinned
 from transcription.selectors import transcription_cached_result
 
 logger = logging.getLogger(__name__)
@@ -588,39 +588,10 @@ def webhook_sign(*, secret: str, timestamp: int, body: bytes) -> str:
     return f"t={timestamp},v1={mac}"
 
 
-def webhook_target_allowed(url: str) -> bool:
-    """False when the URL's host resolves to a loopback, private, link-local or otherwise non-public
-    address (customers must not make our workers call the operator's internal network), unless
-    WEBHOOK_ALLOW_PRIVATE_NETWORKS is set (self-hosted setups posting to an internal service)."""
-    import ipaddress
-    import socket
-    from urllib.parse import urlsplit
-
-    if settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS:
-        return True
-    host = urlsplit(url).hostname or ""
-    try:
-        infos = socket.getaddrinfo(host, None)
-    except OSError:
-        return True  # unresolvable: the delivery fails and is retried like any network error
-    return all(ipaddress.ip_address(info[4][0].split("%")[0]).is_global for info in infos)
-
-
-class _NoRedirect(urllib.request.HTTPRedirectHandler):
-    """A redirect could point a vetted URL at an internal address: treat it as a failed delivery."""
-
-    def redirect_request(self, *args, **kwargs):
-        return None
-
-
-def webhook_deliver(*, job_id, attempt: int = 1, post=None) -> bool:
+def webhook_deliver(*, job_id, attempt: int = 1) -> bool:
     """POST the signed result to the job's webhook_url; on failure schedule a retry with backoff."""
     job = Transcription.objects.select_related("tenant").filter(pk=job_id).first()
     if job is None or not job.webhook_url:
-        return False
-    if not webhook_target_allowed(job.webhook_url):
-        logger.warning("Webhook for %s refused: %s resolves to a non-public address", job_id, job.webhook_url)
-        Transcription.objects.filter(pk=job.pk).update(webhook_status="blocked", webhook_attempts=attempt)
         return False
     body = webhook_payload(job)
     ts = int(time.time())
@@ -632,14 +603,13 @@ def webhook_deliver(*, job_id, attempt: int = 1, post=None) -> bool:
     }
     ok = False
     try:
-        if post is not None:
-            status = post(job.webhook_url, body, headers)
-        else:
-            req = urllib.request.Request(job.webhook_url, data=body, headers=headers, method="POST")  # noqa: S310
-            opener = urllib.request.build_opener(_NoRedirect)
-            with opener.open(req, timeout=10) as resp:  # http(s) only: validated at submit
-                status = resp.status
+        allow = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS
+        status = post_pinned(job.webhook_url, body, headers, timeout=10, allow_private=allow).status
         ok = 200 <= status < 300
+    except BlockedTarget as exc:
+        logger.warning("Webhook for %s refused: %s", job_id, exc)
+        Transcription.objects.filter(pk=job.pk).update(webhook_status="blocked", webhook_attempts=attempt)
+        return False
     except Exception as exc:  # noqa: BLE001 - any delivery failure is retried
         logger.info("Webhook for %s attempt %s failed: %s", job_id, attempt, exc)
     Transcription.objects.filter(pk=job.pk).update(

@@ -16,6 +16,7 @@ from billing.services import tokens_grant
 from tests.audio_helpers_core import tone_wav
 from transcription import services
 from transcription.models import Transcription
+from transcription.outbound import BlockedTarget, resolve_public
 
 pytestmark = pytest.mark.django_db
 
@@ -120,10 +121,10 @@ def test_private_network_targets_are_refused(tenant, receiver, settings, django_
     r = receiver(200)
     job = _finished_job(tenant, r.url, django_capture_on_commit_callbacks)
     settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
-    assert services.webhook_target_allowed(r.url) is False
-    assert services.webhook_target_allowed("http://10.1.2.3/x") is False
-    assert services.webhook_target_allowed("http://[::1]/x") is False
-    assert services.webhook_target_allowed("http://8.8.8.8/hook") is True
+    for blocked in ("10.1.2.3", "::1", "127.0.0.1"):
+        with pytest.raises(BlockedTarget):
+            resolve_public(blocked, 80)
+    assert resolve_public("8.8.8.8", 80) == ["8.8.8.8"]
     assert services.webhook_deliver(job_id=job.pk) is False
     assert r.requests == []  # nothing was sent
     assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"
@@ -137,3 +138,87 @@ def test_redirects_are_not_followed(tenant, receiver, django_capture_on_commit_c
     assert services.webhook_deliver(job_id=job.pk) is False
     assert target.requests == [] and len(redirecting.requests) == 1
     assert Transcription.objects.get(pk=job.pk).webhook_status == "retrying"
+
+
+@pytest.mark.parametrize(
+    "address, public",
+    [
+        ("8.8.8.8", True),
+        ("2606:4700:4700::1111", True),
+        ("127.0.0.1", False),
+        ("10.0.0.5", False),
+        ("169.254.169.254", False),  # cloud metadata
+        ("::1", False),
+        ("fe80::1%eth0", False),
+        ("::ffff:127.0.0.1", False),  # IPv4-mapped
+        ("64:ff9b::7f00:1", False),  # NAT64 of 127.0.0.1
+        ("64:ff9b::a9fe:a9fe", False),  # NAT64 of 169.254.169.254
+        ("64:ff9b::808:808", True),  # NAT64 of 8.8.8.8
+        ("64:ff9b:1::a00:1", False),  # local-use NAT64 prefix
+        ("2002:7f00:1::", False),  # 6to4 of 127.0.0.1
+        ("2002:c0a8:101::1", False),  # 6to4 of 192.168.1.1
+        ("2002:808:808::1", True),  # 6to4 of 8.8.8.8
+        ("::127.0.0.1", False),  # IPv4-compatible
+        ("224.0.0.1", False),
+    ],
+)
+def test_address_vetting_sees_through_ipv6_forms_of_private_addresses(address, public):
+    from transcription.outbound import address_is_public
+
+    assert address_is_public(address) is public
+
+
+def test_delivery_connects_only_to_the_address_it_checked(
+    tenant, receiver, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    """DNS rebinding: the name resolves to a public address when checked, then to 127.0.0.1. The delivery
+    must connect to the checked address (here it fails: no internet), never to the rebound one."""
+    import socket
+
+    from transcription import outbound
+
+    r = receiver(200)
+    port = int(r.url.rsplit(":", 1)[1].split("/")[0])
+    job = _finished_job(tenant, f"http://hooks.example.test:{port}/hook", django_capture_on_commit_callbacks)
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    answers = iter([[(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", port))]])
+
+    def rebinding(host, port_, *args, **kwargs):
+        try:
+            return next(answers)
+        except StopIteration:  # every later lookup answers the attacker's internal target
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+    connected = []
+
+    def create_connection(address, *args, **kwargs):
+        connected.append(address[0])
+        raise OSError("no route (test)")
+
+    monkeypatch.setattr(outbound.socket, "getaddrinfo", rebinding)
+    monkeypatch.setattr(outbound.socket, "create_connection", create_connection)
+    assert services.webhook_deliver(job_id=job.pk) is False
+    assert connected == ["93.184.216.34"]
+    assert r.requests == []
+    assert Transcription.objects.get(pk=job.pk).webhook_status == "retrying"
+
+
+def test_a_name_with_any_private_address_is_blocked(
+    tenant, receiver, settings, monkeypatch, django_capture_on_commit_callbacks
+):
+    import socket
+
+    from transcription import outbound
+
+    job = _finished_job(tenant, "https://mixed.example.test/hook", django_capture_on_commit_callbacks)
+    settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS = False
+    monkeypatch.setattr(
+        outbound.socket,
+        "getaddrinfo",
+        lambda *a, **k: [
+            (socket.AF_INET, socket.SOCK_STREAM, 6, "", ("93.184.216.34", 443)),
+            (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::a00:1", 443, 0, 0)),
+        ],
+    )
+    assert services.webhook_deliver(job_id=job.pk) is False
+    assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"
