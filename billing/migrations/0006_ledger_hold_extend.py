@@ -3,6 +3,21 @@
 from django.conf import settings
 from django.db import migrations, models
 
+# SQLite changes a CHECK constraint by rebuilding the table, which drops its triggers: put the
+# append-only triggers of 0002 back (PostgreSQL alters the table in place and keeps them).
+SQLITE_TRIGGERS = [
+    "CREATE TRIGGER IF NOT EXISTS billing_ledger_no_update BEFORE UPDATE ON billing_ledgerentry "
+    "BEGIN SELECT RAISE(ABORT, 'billing_ledgerentry is append-only'); END;",
+    "CREATE TRIGGER IF NOT EXISTS billing_ledger_no_delete BEFORE DELETE ON billing_ledgerentry "
+    "BEGIN SELECT RAISE(ABORT, 'billing_ledgerentry is append-only'); END;",
+]
+
+
+def restore_sqlite_triggers(apps, schema_editor):
+    if schema_editor.connection.vendor == "sqlite":
+        for sql in SQLITE_TRIGGERS:
+            schema_editor.execute(sql)
+
 
 class Migration(migrations.Migration):
 
@@ -27,4 +42,5 @@ class Migration(migrations.Migration):
             model_name='ledgerentry',
             constraint=models.CheckConstraint(condition=models.Q(models.Q(('kind__in', ['hold', 'hold_extend', 'release', 'debit']), _negated=True), ('job__isnull', False), _connector='OR'), name='job_kinds_have_job'),
         ),
+        migrations.RunPython(restore_sqlite_triggers, migrations.RunPython.noop),
     ]
