@@ -15,6 +15,7 @@ from django.urls import path, reverse
 from billing import selectors, topups
 from billing.models import BalanceAccount, LedgerEntry, StripeEvent, TokenPack, TokenPackPrice, TopUp
 from billing.services import tokens_grant
+from portal.downloads import safe_download
 from portal.errors import DomainError
 
 ADJUST_PERM = "billing.adjust_balance"
@@ -158,8 +159,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
 
     @admin.action(description="Export selected entries as CSV", permissions=["view"])
     def export_csv(self, request, queryset):
-        response = HttpResponse(content_type="text/csv; charset=utf-8")
-        response["Content-Disposition"] = 'attachment; filename="ledger.csv"'
+        response = safe_download(HttpResponse(content_type="text/csv; charset=utf-8"), filename="ledger.csv")
         writer = csv.writer(response)
         writer.writerow(LEDGER_CSV_FIELDS)
         for e in queryset.select_related("tenant", "actor").order_by("id"):

@@ -20,6 +20,7 @@ from billing.api.serializers import (
     LedgerFilterSerializer,
     PackOutputSerializer,
 )
+from portal.downloads import HTML_DOCUMENT_CSP, safe_download
 from portal.errors import InvalidRequest
 from portal.pagination import Pagination
 from tenants.api.base import TenantApi
@@ -104,6 +105,8 @@ class StatementGetApi(TenantApi):
         statement = statements.statement_build(tenant=self.tenant, period=period)
         if fmt == "pdf":
             response = HttpResponse(statements.statement_pdf(statement=statement), content_type="application/pdf")
-            response["Content-Disposition"] = f'attachment; filename="tingxie-{self.tenant.slug}-{period}.pdf"'
-            return response
-        return HttpResponse(statements.statement_html(statement=statement), content_type="text/html; charset=utf-8")
+            return safe_download(response, filename=f"tingxie-{self.tenant.slug}-{period}.pdf")
+        response = HttpResponse(statements.statement_html(statement=statement), content_type="text/html; charset=utf-8")
+        return safe_download(
+            response, filename=f"tingxie-{self.tenant.slug}-{period}.html", inline=True, csp=HTML_DOCUMENT_CSP
+        )

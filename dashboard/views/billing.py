@@ -11,6 +11,7 @@ from billing.selectors import balance_get, ledger_list
 from dashboard import permissions as p
 from dashboard.selectors import token_pack_list, topup_list
 from dashboard.views.base import tenant_view
+from portal.downloads import HTML_DOCUMENT_CSP, safe_download
 from portal.errors import DomainError, NotFound
 
 
@@ -74,6 +75,6 @@ def billing_statement(request, period: str):
             messages.error(request, _("PDF statements are not available on this server; use the HTML version."))
             return redirect("dashboard:billing")
         response = HttpResponse(body, content_type="application/pdf")
-        response["Content-Disposition"] = f'attachment; filename="tingxie-statement-{period}.pdf"'
-        return response
-    return HttpResponse(statement_html(statement=statement))
+        return safe_download(response, filename=f"tingxie-statement-{period}.pdf")
+    response = HttpResponse(statement_html(statement=statement), content_type="text/html; charset=utf-8")
+    return safe_download(response, filename=f"tingxie-statement-{period}.html", inline=True, csp=HTML_DOCUMENT_CSP)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import mimetypes
 import os
 import re
 
@@ -17,6 +16,7 @@ from django.views.decorators.http import require_POST
 from dashboard import permissions as p
 from dashboard.forms import AUDIO_ACCEPT, AUDIO_EXTENSIONS, TranscriptionUploadForm
 from dashboard.views.base import tenant_view
+from portal.downloads import audio_type_for_file, safe_download, safe_filename
 from portal.errors import DomainError, InsufficientBalance
 from transcription.models import Transcription
 from transcription.selectors import hotword_list_list, transcription_get, transcription_list
@@ -125,11 +125,8 @@ def transcription_download(request, job_id, fmt: str):
     if fmt not in FORMATS or job.status != Transcription.Status.SUCCEEDED:
         raise Http404
     body, content_type = render_transcript(job=job, fmt=fmt)
-    stem = os.path.splitext(job.filename or "")[0] or str(job.pk)
-    stem = re.sub(r"[^\w.-]+", "_", stem)[:80] or str(job.pk)
-    response = HttpResponse(body, content_type=content_type)
-    response["Content-Disposition"] = f'attachment; filename="{stem}.{fmt}"'
-    return response
+    stem = os.path.splitext(safe_filename(job.filename, fallback=""))[0][:80] or str(job.pk)
+    return safe_download(HttpResponse(body, content_type=content_type), filename=f"{stem}.{fmt}")
 
 
 _RANGE = re.compile(r"^bytes=(\d*)-(\d*)$")
@@ -147,7 +144,12 @@ def transcription_audio(request, job_id):
         handle = job.audio.open("rb")
     except (FileNotFoundError, OSError):
         raise Http404 from None
-    content_type = mimetypes.guess_type(job.filename or "")[0] or "application/octet-stream"
+    # The type comes from the stored bytes' container, never from the uploader's filename or Content-Type.
+    try:
+        content_type, extension = audio_type_for_file(job.audio.path)
+    except NotImplementedError:  # a storage without local paths
+        content_type, extension = "application/octet-stream", "bin"
+    stem = os.path.splitext(safe_filename(job.filename, fallback=""))[0] or str(job.pk)
     match = _RANGE.match(request.headers.get("Range", ""))
     if match and (match.group(1) or match.group(2)):
         if match.group(1):
@@ -160,7 +162,7 @@ def transcription_audio(request, job_id):
             handle.close()
             response = HttpResponse(status=416)
             response["Content-Range"] = f"bytes */{size}"
-            return response
+            return safe_download(response, filename=f"{stem}.{extension}", inline=True)
         handle.seek(start)
         body = handle.read(end - start + 1)
         handle.close()
@@ -171,7 +173,7 @@ def transcription_audio(request, job_id):
         response["Content-Length"] = str(size)
     response["Accept-Ranges"] = "bytes"
     response["Cache-Control"] = "private, no-store"
-    return response
+    return safe_download(response, filename=f"{stem}.{extension}", inline=True)
 
 
 @require_POST

@@ -87,12 +87,12 @@ class OpenAITranscriptionApi(TenantApi):
                 job.error_message or f"The transcription was {job.status}.", code=code, status_code=422
             )
         fmt = data["response_format"]
-        if fmt == "text":
-            return HttpResponse(job.text, content_type="text/plain; charset=utf-8")
-        if fmt == "srt":
-            return HttpResponse(to_srt(job), content_type="text/plain; charset=utf-8")
-        if fmt == "vtt":
-            return HttpResponse(to_vtt(job), content_type="text/plain; charset=utf-8")
+        if fmt in ("text", "srt", "vtt"):
+            from portal.downloads import safe_download
+
+            body = job.text if fmt == "text" else (to_srt(job) if fmt == "srt" else to_vtt(job))
+            response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+            return safe_download(response, filename=f"{job.pk}.{'txt' if fmt == 'text' else fmt}", inline=True)
         body = {"text": job.text, "usage": _usage(job), "id": str(job.pk)}
         if fmt == "verbose_json":
             body.update(

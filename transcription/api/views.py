@@ -138,9 +138,9 @@ class TranscriptionTranscriptApi(TenantApi):
                 status_code=409,
             )
         body, content_type = render_transcript(job=job, fmt=fmt)
-        response = HttpResponse(body, content_type=content_type)
-        response["Content-Disposition"] = f'attachment; filename="{job.pk}.{fmt}"'
-        return response
+        from portal.downloads import safe_download
+
+        return safe_download(HttpResponse(body, content_type=content_type), filename=f"{job.pk}.{fmt}")
 
 
 class TranscriptionReceiptApi(TenantApi):
