@@ -1,5 +1,5 @@
 """The finance desk: balances (read-only; grants and adjustments with a memo), the ledger (read-only), packs,
-top-ups, Stripe events and a Stripe-vs-ledger reconciliation page."""
+top-ups, Stripe events, Stripe anomalies (read-only) and a Stripe-vs-ledger reconciliation page."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from django.template.response import TemplateResponse
 from django.urls import path, reverse
 
 from billing import selectors, topups
-from billing.models import BalanceAccount, LedgerEntry, StripeEvent, TokenPack, TokenPackPrice, TopUp
+from billing.models import BalanceAccount, LedgerEntry, StripeAnomaly, StripeEvent, TokenPack, TokenPackPrice, TopUp
 from billing.services import tokens_grant
 from portal.downloads import safe_download
 from portal.errors import DomainError
@@ -263,3 +263,33 @@ class StripeEventAdmin(ReadOnlyAdmin):
     list_filter = ["status", "type", "livemode"]
     search_fields = ["event_id", "object_id"]
     date_hierarchy = "received_at"
+
+
+def _money(amount: int | None, currency: str) -> str:
+    if amount is None and not currency:
+        return "-"
+    shown = "?" if amount is None else f"{amount / 100:,.2f}"
+    return f"{shown} {currency.upper() or '?'}"
+
+
+@admin.register(StripeAnomaly)
+class StripeAnomalyAdmin(ReadOnlyAdmin):
+    """Signed Stripe objects that were not credited (or reversed) as they stood: each needs a look from finance."""
+
+    list_display = [
+        "created_at", "reason", "event_type", "event_id", "object_id", "tenant", "topup",
+        "expected_display", "received_display", "detail",
+    ]  # fmt: skip
+    list_filter = ["reason", "event_type", ("created_at", admin.DateFieldListFilter)]
+    list_select_related = ["tenant", "topup"]
+    search_fields = ["event_id", "object_id", "tenant__slug", "detail"]
+    date_hierarchy = "created_at"
+    show_full_result_count = False
+
+    @admin.display(description="Expected")
+    def expected_display(self, obj: StripeAnomaly) -> str:
+        return _money(obj.expected_amount, obj.expected_currency)
+
+    @admin.display(description="Received")
+    def received_display(self, obj: StripeAnomaly) -> str:
+        return _money(obj.received_amount, obj.received_currency)

@@ -211,3 +211,48 @@ class StripeEvent(models.Model):
 
     def __str__(self) -> str:
         return f"{self.event_id} {self.type} ({self.status})"
+
+
+class StripeAnomaly(models.Model):
+    """A signed Stripe object that Tingxie refused to credit (or could not read): finance looks at each one."""
+
+    class Reason(models.TextChoices):
+        UNKNOWN_SESSION = "unknown_session", "Session not created by Tingxie's checkout"
+        TOPUP_MISMATCH = "topup_mismatch", "Metadata names another top-up"
+        TENANT_MISMATCH = "tenant_mismatch", "Metadata names another tenant"
+        AMOUNT_MISMATCH = "amount_mismatch", "Amount differs from the recorded price"
+        CURRENCY_MISMATCH = "currency_mismatch", "Currency differs from the recorded price"
+        MALFORMED = "malformed", "Malformed Stripe object"
+
+    # Empty for anomalies found by `stripe_reconcile` (no event); those are unique per object instead.
+    event_id = models.CharField(max_length=255, blank=True, default="")
+    event_type = models.CharField(max_length=100, blank=True, default="")
+    object_id = models.CharField(max_length=255, blank=True, default="", db_index=True)
+    tenant = models.ForeignKey(
+        "tenants.Tenant", null=True, blank=True, on_delete=models.SET_NULL, related_name="stripe_anomalies"
+    )
+    topup = models.ForeignKey(TopUp, null=True, blank=True, on_delete=models.SET_NULL, related_name="anomalies")
+    reason = models.CharField(max_length=32, choices=Reason.choices, db_index=True)
+    detail = models.TextField()
+    expected_amount = models.BigIntegerField(null=True, blank=True, help_text="In the currency's minor unit.")
+    expected_currency = models.CharField(max_length=16, blank=True, default="")
+    received_amount = models.BigIntegerField(null=True, blank=True, help_text="In the currency's minor unit.")
+    received_currency = models.CharField(max_length=16, blank=True, default="")
+    payload = models.JSONField(help_text="The raw event (or the session, for reconciliation).")
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+        verbose_name_plural = "Stripe anomalies"
+        constraints = [
+            # Stripe retries an event until it gets a 2xx: one row per event and reason, however often.
+            models.UniqueConstraint(
+                fields=["event_id", "reason"], condition=~Q(event_id=""), name="uniq_stripe_anomaly_event_reason"
+            ),
+            models.UniqueConstraint(
+                fields=["object_id", "reason"], condition=Q(event_id=""), name="uniq_stripe_anomaly_object_reason"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.reason} {self.event_id or self.object_id}"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -14,7 +15,8 @@ from portal.errors import DomainError
 
 logger = logging.getLogger(__name__)
 
-# Stripe's own default; signatures older than this are refused (replay protection).
+# Stripe's own default; signatures older than this are refused (replay protection), and so are signatures
+# dated further than this in the future (the SDK only checks the past).
 WEBHOOK_TOLERANCE_SECONDS = 300
 
 
@@ -56,15 +58,24 @@ def _call(what: str, fn, *args, **kwargs):
         ) from exc
 
 
+def _signature_timestamp(signature_header: str) -> int:
+    """`t` of a header the SDK accepted, read the way the SDK reads it (the first `t=` item)."""
+    items = [item.split("=", 2) for item in signature_header.split(",")]
+    return int(next(item[1] for item in items if item[0] == "t"))
+
+
 def webhook_verify(*, payload: bytes, signature_header: str | None) -> None:
-    """Check `t=...,v1=...` (HMAC-SHA256 of `{t}.{payload}` with STRIPE_WEBHOOK_SECRET) and its age."""
+    """Check `t=...,v1=...` (HMAC-SHA256 of `{t}.{payload}` with STRIPE_WEBHOOK_SECRET) and its age, both ways."""
     secret = settings.STRIPE_WEBHOOK_SECRET
     if not secret:
         raise SignatureError("STRIPE_WEBHOOK_SECRET is not configured.")
     try:
         stripe.WebhookSignature.verify_header(payload, signature_header, secret, WEBHOOK_TOLERANCE_SECONDS)
-    except (stripe.SignatureVerificationError, UnicodeDecodeError) as exc:
-        raise SignatureError(str(exc)) from exc
+        signed_at = _signature_timestamp(signature_header or "")
+    except (stripe.SignatureVerificationError, UnicodeDecodeError, ValueError, IndexError, StopIteration) as exc:
+        raise SignatureError(str(exc) or "Unreadable Stripe-Signature timestamp.") from exc
+    if signed_at > time.time() + WEBHOOK_TOLERANCE_SECONDS:
+        raise SignatureError("Timestamp is in the future (outside the tolerance zone).")
 
 
 def checkout_session_create(*, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:

@@ -1,8 +1,10 @@
-"""Top-ups through Stripe Checkout: create the session, credit a paid session once, reverse refunds and disputes.
+"""Top-ups through Stripe Checkout: create the session, record it, credit a paid session of ours once.
 
-Every credit or reversal goes through `external_entry_write`, whose unique (kind, external_ref) makes it
-happen at most once whichever path (webhook, retry, reconciliation) gets there first. Lock order: the
-top-up row, then the account (inside `external_entry_write`).
+A session is credited only if our checkout recorded it (a `TopUp` with its session id), it charged exactly the
+price recorded there, and the tokens are always the recorded ones; anything else is a Stripe anomaly for
+finance. Every credit goes through `external_entry_write`, whose unique (kind, external_ref) makes it happen at
+most once whichever path (webhook, retry, reconciliation) gets there first. Lock order: the top-up row, then
+the account (inside `external_entry_write`). Refunds and disputes are in `billing.reversals`.
 """
 
 from __future__ import annotations
@@ -13,28 +15,19 @@ from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
-from django.db import IntegrityError, transaction
-from django.db.models import Sum
+from django.db import transaction
 from django.utils import timezone
 
 from billing import stripe_api
 from billing.models import Currency, LedgerEntry, TokenPack, TokenPackPrice, TopUp
 from billing.services import external_entry_write
+from billing.stripe_events import Anomaly, Reason, ref, required_id, short, stripe_anomaly_record
 from portal.errors import InvalidRequest
 from tenants.models import Tenant
 
 logger = logging.getLogger(__name__)
 
 Kind = LedgerEntry.Kind
-# Refunds that took (or are taking) money back; failed / canceled ones did not.
-REFUND_COUNTED_STATUSES = ("succeeded", "pending", "requires_action")
-
-
-def _id(value: Any) -> str:
-    """A Stripe reference that may arrive as an id string or an expanded object."""
-    if isinstance(value, dict):
-        return value.get("id") or ""
-    return value or ""
 
 
 # --- Checkout ----------------------------------------------------------------------------
@@ -123,82 +116,124 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
 # --- Fulfilment --------------------------------------------------------------------------
 
 
-def _topup_for_session(session: dict[str, Any]) -> TopUp | None:
-    """The locked top-up of a session; found by session id, our metadata, or created from the metadata."""
-    session_id = session["id"]
-    topup = TopUp.objects.select_for_update().filter(stripe_session_id=session_id).first()
+def _tenant_hint(value: Any) -> int | None:
+    """The tenant a session's metadata claims, if it exists (for the anomaly row only; it decides nothing)."""
+    if not (isinstance(value, str) and value.isascii() and value.isdigit() and len(value) <= 18):
+        return None
+    return Tenant.objects.filter(pk=int(value)).values_list("pk", flat=True).first()
+
+
+def _orphan_topup(session_id: str, topup_id: Any, tenant_id: Any) -> TopUp | None:
+    """Our pending top-up whose session id was never saved (the process died right after Stripe answered)."""
+    if _tenant_hint(tenant_id) is None or not (isinstance(topup_id, str) and topup_id.isascii()):
+        return None
+    if not (topup_id.isdigit() and len(topup_id) <= 18):
+        return None
+    topup = (
+        TopUp.objects.select_for_update()
+        .filter(pk=int(topup_id), tenant_id=int(tenant_id), stripe_session_id__isnull=True, status=TopUp.Status.PENDING)
+        .first()
+    )
     if topup is not None:
-        return topup
-    metadata = session.get("metadata") or {}
-    tenant_id = metadata.get("tenant_id") or session.get("client_reference_id")
-    if not tenant_id:
-        return None
-    if metadata.get("topup_id"):
-        # Our session whose id was never saved (e.g. the process died right after Stripe answered).
-        topup = (
-            TopUp.objects.select_for_update()
-            .filter(pk=metadata["topup_id"], tenant_id=tenant_id, stripe_session_id__isnull=True)
-            .first()
+        topup.stripe_session_id = session_id  # rolled back with the rest if the amount does not match
+        topup.save(update_fields=["stripe_session_id"])
+    return topup
+
+
+def _topup_for_session(session: dict[str, Any], session_id: str) -> TopUp:
+    """The locked top-up that our checkout recorded for this session, consistent with the session's metadata."""
+    metadata = session.get("metadata")
+    metadata = metadata if isinstance(metadata, dict) else {}
+    topup_ref, tenant_ref = metadata.get("topup_id"), metadata.get("tenant_id")
+    client_ref = session.get("client_reference_id")
+    topup = TopUp.objects.select_for_update().filter(stripe_session_id=session_id).first()
+    if topup is None:
+        topup = _orphan_topup(session_id, topup_ref, tenant_ref or client_ref)
+    if topup is None:
+        raise Anomaly(
+            Reason.UNKNOWN_SESSION,
+            f"Checkout session {session_id} was not created by Tingxie's checkout; metadata {short(metadata)}.",
+            tenant_id=_tenant_hint(tenant_ref) or _tenant_hint(client_ref),
+            received_amount=session.get("amount_total"),
+            received_currency=session.get("currency"),
         )
-        if topup is not None:
-            topup.stripe_session_id = session_id
-            topup.save(update_fields=["stripe_session_id"])
-            return topup
-    try:
-        tokens = int(metadata["tokens"])
-        tenant = Tenant.objects.get(pk=int(tenant_id))
-    except (KeyError, TypeError, ValueError, Tenant.DoesNotExist):
-        logger.error(
-            "Checkout session %s has no usable tenant / token count in its metadata; not credited.", session_id
+    context = {"tenant_id": topup.tenant_id, "topup_id": topup.pk}
+    if topup_ref not in (None, "") and topup_ref != str(topup.pk):
+        raise Anomaly(
+            Reason.TOPUP_MISMATCH,
+            f"Session {session_id} belongs to top-up {topup.pk} but its metadata names top-up {short(topup_ref)}.",
+            **context,
         )
-        return None
-    try:
-        with transaction.atomic():
-            TopUp.objects.create(
-                tenant=tenant,
-                pack=TokenPack.objects.filter(code=metadata.get("pack", "")).first(),
-                tokens=tokens,
-                currency=(session.get("currency") or Currency.USD).lower(),
-                amount=session.get("amount_total") or 0,
-                stripe_session_id=session_id,
+    for field_name, claimed in (("metadata.tenant_id", tenant_ref), ("client_reference_id", client_ref)):
+        if claimed not in (None, "") and claimed != str(topup.tenant_id):
+            raise Anomaly(
+                Reason.TENANT_MISMATCH,
+                f"Session {session_id} was bought by tenant {topup.tenant_id} but its {field_name} is {short(claimed)}.",
+                **context,
             )
-    except IntegrityError:
-        pass  # a concurrent delivery created it first
-    return TopUp.objects.select_for_update().get(stripe_session_id=session_id)
+    return topup
+
+
+def _check_paid_price(topup: TopUp, session: dict[str, Any], session_id: str) -> None:
+    """The session charged exactly the price recorded on the top-up at checkout, in its currency."""
+    currency, paid = session.get("currency"), session.get("amount_total")
+    context = {
+        "tenant_id": topup.tenant_id,
+        "topup_id": topup.pk,
+        "expected_amount": topup.amount,
+        "expected_currency": topup.currency,
+        "received_amount": paid,
+        "received_currency": currency,
+    }
+    price = f"{topup.amount} {topup.currency.upper()} (minor units)"
+    if not isinstance(currency, str) or currency.lower() != topup.currency:
+        raise Anomaly(
+            Reason.CURRENCY_MISMATCH,
+            f"Session {session_id} was paid in {short(currency, 20)}; top-up {topup.pk} costs {price}.",
+            **context,
+        )
+    if type(paid) is not int or paid != topup.amount:
+        raise Anomaly(
+            Reason.AMOUNT_MISMATCH,
+            f"Session {session_id} charged {short(paid, 40)}; top-up {topup.pk} costs {price}.",
+            **context,
+        )
 
 
 @transaction.atomic
 def topup_fulfil(*, session: dict[str, Any]) -> LedgerEntry | None:
-    """Credit a paid Checkout Session once. Returns the new entry, or None if unpaid / not ours / already credited."""
+    """Credit a paid Checkout Session of ours once, with the tokens recorded at checkout (never the metadata's).
+
+    Returns the new entry, or None if unpaid or already credited; raises `Anomaly` (nothing written) for a
+    session our checkout did not record, or one that charged another amount or currency than recorded.
+    """
+    session_id = required_id(session, what="checkout session")
     if session.get("payment_status") != "paid":
         return None
-    topup = _topup_for_session(session)
-    if topup is None:
-        logger.warning("Paid checkout session %s is not a Tingxie top-up; ignored.", session.get("id"))
-        return None
+    topup = _topup_for_session(session, session_id)
+    _check_paid_price(topup, session, session_id)
     pack_label = topup.pack.code if topup.pack_id else "tokens"
     entry = external_entry_write(
         tenant=topup.tenant,
         kind=Kind.TOPUP,
         tokens=topup.tokens,
-        external_ref=topup.stripe_session_id,
+        external_ref=session_id,
         memo=f"Stripe Checkout {pack_label}: {topup.amount / 100:.2f} {topup.currency.upper()}",
     )
     if entry is None and topup.ledger_entry_id is None:
-        entry_existing = LedgerEntry.objects.filter(kind=Kind.TOPUP, external_ref=topup.stripe_session_id).first()
-        topup.ledger_entry = entry_existing
+        topup.ledger_entry = LedgerEntry.objects.filter(kind=Kind.TOPUP, external_ref=session_id).first()
     elif entry is not None:
         topup.ledger_entry = entry
     topup.status = TopUp.Status.PAID
     topup.paid_at = topup.paid_at or timezone.now()
     topup.failure_message = ""
-    topup.stripe_payment_intent_id = _id(session.get("payment_intent")) or topup.stripe_payment_intent_id
-    topup.stripe_customer_id = _id(session.get("customer")) or topup.stripe_customer_id
-    topup.stripe_invoice_id = _id(session.get("invoice")) or topup.stripe_invoice_id
+    topup.stripe_payment_intent_id = ref(session.get("payment_intent")) or topup.stripe_payment_intent_id
+    topup.stripe_customer_id = ref(session.get("customer")) or topup.stripe_customer_id
+    topup.stripe_invoice_id = ref(session.get("invoice")) or topup.stripe_invoice_id
     invoice = session.get("invoice")
     if isinstance(invoice, dict):
-        topup.hosted_invoice_url = invoice.get("hosted_invoice_url") or topup.hosted_invoice_url
-        topup.invoice_pdf = invoice.get("invoice_pdf") or topup.invoice_pdf
+        topup.hosted_invoice_url = _url(invoice.get("hosted_invoice_url")) or topup.hosted_invoice_url
+        topup.invoice_pdf = _url(invoice.get("invoice_pdf")) or topup.invoice_pdf
     topup.save(
         update_fields=[
             "ledger_entry",
@@ -215,126 +250,21 @@ def topup_fulfil(*, session: dict[str, Any]) -> LedgerEntry | None:
     return entry
 
 
+def _url(value: Any) -> str:
+    return value if isinstance(value, str) and value.startswith("https://") and len(value) <= 1000 else ""
+
+
 @transaction.atomic
 def topup_payment_failed(*, session: dict[str, Any], status: str = TopUp.Status.FAILED) -> TopUp | None:
     """An asynchronous payment (e.g. a bank debit) failed, or the session expired: nothing is credited."""
-    topup = _topup_for_session(session)
+    session_id = required_id(session, what="checkout session")
+    topup = TopUp.objects.select_for_update().filter(stripe_session_id=session_id).first()
     if topup is None or topup.status != TopUp.Status.PENDING:
-        return topup  # a credited top-up never goes back to failed
+        return topup  # not ours, or a credited top-up, which never goes back to failed
     topup.status = status
     topup.failure_message = "Asynchronous payment failed." if status == TopUp.Status.FAILED else "Session expired."
     topup.save(update_fields=["status", "failure_message"])
     return topup
-
-
-# --- Refunds and disputes ------------------------------------------------------------------
-
-
-def _topup_for_payment_intent(payment_intent_id: str) -> TopUp | None:
-    """The locked top-up paid by a PaymentIntent; credits its session first if that webhook has not arrived yet."""
-    if not payment_intent_id:
-        return None
-    topup = TopUp.objects.select_for_update().filter(stripe_payment_intent_id=payment_intent_id).first()
-    if topup is not None:
-        return topup
-    for session in stripe_api.checkout_sessions_for_payment_intent(payment_intent_id=payment_intent_id):
-        topup_fulfil(session=session)
-    return TopUp.objects.select_for_update().filter(stripe_payment_intent_id=payment_intent_id).first()
-
-
-def _share(topup: TopUp, amount: int, charged: int) -> int:
-    """Tokens bought by `amount` of a charge of `charged` (minor units), rounded half up."""
-    charged = charged or topup.amount
-    if charged <= 0:
-        return 0
-    return min(topup.tokens, (topup.tokens * amount + charged // 2) // charged)
-
-
-@transaction.atomic
-def charge_refunds_apply(*, charge: dict[str, Any]) -> list[LedgerEntry]:
-    """Remove the refunded share of a top-up, one negative entry per Stripe refund. The balance may go negative."""
-    topup = _topup_for_payment_intent(_id(charge.get("payment_intent")))
-    if topup is None:
-        logger.warning("Refunded charge %s does not pay a Tingxie top-up; ignored.", charge.get("id"))
-        return []
-    embedded = charge.get("refunds") or {}
-    if embedded.get("data") is not None and not embedded.get("has_more"):
-        refunds = embedded["data"]
-    else:
-        refunds = stripe_api.refunds_for_charge(charge_id=charge["id"])
-    refunds = sorted(
-        (r for r in refunds if r.get("status") in REFUND_COUNTED_STATUSES), key=lambda r: (r.get("created", 0), r["id"])
-    )
-    refund_ids = [r["id"] for r in refunds]
-    already = -(
-        LedgerEntry.objects.filter(kind=Kind.REFUND, external_ref__in=refund_ids).aggregate(s=Sum("available_delta"))[
-            "s"
-        ]
-        or 0
-    )
-    entries = []
-    for refund in refunds:
-        if LedgerEntry.objects.filter(kind=Kind.REFUND, external_ref=refund["id"]).exists():
-            continue
-        tokens = min(_share(topup, refund.get("amount") or 0, charge.get("amount") or 0), topup.tokens - already)
-        if tokens <= 0:
-            continue
-        entry = external_entry_write(
-            tenant=topup.tenant,
-            kind=Kind.REFUND,
-            tokens=-tokens,
-            external_ref=refund["id"],
-            memo=f"Stripe refund of {(refund.get('amount') or 0) / 100:.2f} {topup.currency.upper()} for session {topup.stripe_session_id}",
-        )
-        if entry is not None:
-            already += tokens
-            entries.append(entry)
-    return entries
-
-
-def _dispute_debit(topup: TopUp, dispute: dict[str, Any]) -> LedgerEntry:
-    tokens = _share(topup, dispute.get("amount") or 0, topup.amount)
-    external_entry_write(
-        tenant=topup.tenant,
-        kind=Kind.DISPUTE,
-        tokens=-tokens,
-        external_ref=dispute["id"],
-        memo=f"Stripe dispute ({dispute.get('reason', 'unknown')}) on session {topup.stripe_session_id}",
-    )
-    return LedgerEntry.objects.get(kind=Kind.DISPUTE, external_ref=dispute["id"])
-
-
-@transaction.atomic
-def dispute_open(*, dispute: dict[str, Any]) -> LedgerEntry | None:
-    """A dispute withdraws the disputed share of the tokens (inquiries, `warning_*`, withdraw nothing)."""
-    if str(dispute.get("status", "")).startswith("warning_"):
-        return None
-    topup = _topup_for_payment_intent(_id(dispute.get("payment_intent")))
-    if topup is None:
-        logger.warning("Dispute %s is not on a Tingxie top-up; ignored.", dispute.get("id"))
-        return None
-    return _dispute_debit(topup, dispute)
-
-
-@transaction.atomic
-def dispute_close(*, dispute: dict[str, Any]) -> LedgerEntry | None:
-    """A won dispute gives the withdrawn tokens back; written even if `created` came late or never."""
-    if dispute.get("status") not in ("won", "lost"):
-        return None
-    topup = _topup_for_payment_intent(_id(dispute.get("payment_intent")))
-    if topup is None:
-        logger.warning("Dispute %s is not on a Tingxie top-up; ignored.", dispute.get("id"))
-        return None
-    debit = _dispute_debit(topup, dispute)  # no-op when `charge.dispute.created` already wrote it
-    if dispute["status"] != "won":
-        return None
-    return external_entry_write(
-        tenant=topup.tenant,
-        kind=Kind.DISPUTE_REVERSAL,
-        tokens=-debit.available_delta,
-        external_ref=dispute["id"],
-        memo=f"Stripe dispute won on session {topup.stripe_session_id}",
-    )
 
 
 # --- Reconciliation ------------------------------------------------------------------------
@@ -348,16 +278,28 @@ class ReconcileResult:
 
 
 def topups_reconcile(*, days: int) -> ReconcileResult:
-    """Credit paid Checkout Sessions of the last `days` days whose webhook never arrived. Idempotent."""
+    """Credit paid Checkout Sessions of the last `days` days whose webhook never arrived. Idempotent.
+
+    A session with our metadata that our checkout did not record (or that charged another price) is recorded
+    as a Stripe anomaly, once per session and reason, and skipped.
+    """
     since = int((timezone.now() - timedelta(days=days)).timestamp())
     result = ReconcileResult()
     for session in stripe_api.checkout_sessions_complete_since(created_gte=since):
         result.checked += 1
+        session_id = ref(session.get("id"))
         if session.get("payment_status") != "paid":
             continue
-        if not (session.get("metadata") or {}).get("tenant_id"):
-            result.skipped.append(session["id"])
+        metadata = session.get("metadata")
+        if not (isinstance(metadata, dict) and metadata.get("tenant_id")):
+            result.skipped.append(session_id)
             continue
-        if topup_fulfil(session=session) is not None:
-            result.credited.append(session["id"])
+        try:
+            entry = topup_fulfil(session=session)
+        except Anomaly as exc:
+            stripe_anomaly_record(anomaly=exc, payload=session, object_id=session_id)
+            result.skipped.append(session_id)
+            continue
+        if entry is not None:
+            result.credited.append(session_id)
     return result

@@ -2,7 +2,8 @@
 
 It implements just what Tingxie calls: Checkout Sessions (create with idempotency keys, retrieve, list with
 `created[gte]`, `status`, `payment_intent` and cursor paging), refunds by charge and invoices by customer.
-Tests drive it with `pay()`, `refund()` and `dispute()`, which also return the object a webhook would carry.
+Tests drive it with `pay()`, `refund()`, `dispute()` and `foreign_session()`, which also return the object a webhook
+would carry.
 """
 
 from __future__ import annotations
@@ -129,6 +130,14 @@ class FakeStripe:
             }
             s["invoice"] = inv
         return dict(s)
+
+    def foreign_session(self, *, amount_total: int, currency: str = "usd", metadata=None, **fields) -> dict[str, Any]:
+        """A paid session created on the account by someone else than Tingxie's checkout (any metadata it likes)."""
+        price = {"currency": currency, "unit_amount": str(amount_total)}
+        session = self.session_create({"mode": "payment", "line_items": [{"price_data": price}]})
+        session["metadata"] = metadata or {}
+        session.update(fields)
+        return self.pay(session["id"])
 
     def charge_id(self, session_id: str) -> str:
         return "ch_" + self.sessions[session_id]["payment_intent"][3:]
