@@ -131,7 +131,7 @@ class BalanceAccountAdmin(ReadOnlyAdmin):
 
 LEDGER_CSV_FIELDS = [
     "id", "created_at", "tenant", "kind", "available_delta", "held_delta", "available_after", "held_after",
-    "job_id", "external_ref", "actor", "actor_label", "memo",
+    "transcription_id", "external_ref", "actor", "actor_label", "memo",
 ]  # fmt: skip
 
 
@@ -173,7 +173,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
                     e.held_delta,
                     e.available_after,
                     e.held_after,
-                    e.job_id or "",
+                    e.transcription_id or "",
                     e.external_ref,
                     e.actor.get_username() if e.actor else "",
                     e.actor_label,

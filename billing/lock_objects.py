@@ -1,4 +1,5 @@
-"""Row locks for money, always taken in one order: job, then account (Saleor's lock_objects idea).
+"""Row locks for money, always taken in one order: the transcription (transcription.services.common), then
+the account (Saleor's lock_objects idea).
 
 On SQLite `select_for_update` is a no-op; there the IMMEDIATE transaction mode (settings)
 serialises writers instead.
@@ -15,9 +16,3 @@ def account_lock(*, tenant_id: int) -> BalanceAccount:
         BalanceAccount.objects.get_or_create(tenant_id=tenant_id)
         account = BalanceAccount.objects.select_for_update().get(tenant_id=tenant_id)
     return account
-
-
-def job_lock(*, job_id):
-    from transcription.models import Transcription
-
-    return Transcription.objects.select_for_update().get(pk=job_id)

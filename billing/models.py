@@ -43,7 +43,7 @@ class LedgerEntry(models.Model):
         DISPUTE_REVERSAL = "dispute_reversal", "Dispute reversal"
         ADJUSTMENT = "adjustment", "Adjustment"
 
-    JOB_KINDS = (Kind.HOLD, Kind.HOLD_EXTEND, Kind.RELEASE, Kind.DEBIT)
+    TRANSCRIPTION_KINDS = (Kind.HOLD, Kind.HOLD_EXTEND, Kind.RELEASE, Kind.DEBIT)
     EXTERNAL_KINDS = (Kind.TOPUP, Kind.REFUND, Kind.DISPUTE, Kind.DISPUTE_REVERSAL)
 
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="ledger_entries")
@@ -54,7 +54,9 @@ class LedgerEntry(models.Model):
     held_delta = models.BigIntegerField(default=0)
     available_after = models.BigIntegerField()
     held_after = models.BigIntegerField()
-    job = models.ForeignKey(
+    # The transcription a hold/extension/release/debit is for. Billing code treats it as an opaque reference
+    # (it writes and filters by transcription_id and never imports the transcription app).
+    transcription = models.ForeignKey(
         "transcription.Transcription", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
     )
     external_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
@@ -71,9 +73,11 @@ class LedgerEntry(models.Model):
         ordering = ["id"]
         verbose_name_plural = "ledger entries"
         constraints = [
-            # At most one hold, one release and one debit per job, whatever retries do.
+            # At most one hold, one release and one debit per transcription, whatever retries do.
             models.UniqueConstraint(
-                fields=["job", "kind"], condition=Q(kind__in=["hold", "release", "debit"]), name="uniq_job_money_kind"
+                fields=["transcription", "kind"],
+                condition=Q(kind__in=["hold", "release", "debit"]),
+                name="uniq_transcription_money_kind",
             ),
             # At most one credit or reversal per external (Stripe) object.
             models.UniqueConstraint(
@@ -82,8 +86,8 @@ class LedgerEntry(models.Model):
                 name="uniq_external_money_kind",
             ),
             models.CheckConstraint(
-                condition=~Q(kind__in=["hold", "hold_extend", "release", "debit"]) | Q(job__isnull=False),
-                name="job_kinds_have_job",
+                condition=~Q(kind__in=["hold", "hold_extend", "release", "debit"]) | Q(transcription__isnull=False),
+                name="transcription_kinds_have_transcription",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=["grant", "adjustment"]) | ~Q(memo=""), name="manual_entries_have_memo"

@@ -26,10 +26,13 @@ def ledger_sums(*, tenant) -> tuple[int, int]:
 
 
 def token_packs_list(*, currency: str | None = None):
-    """Active packs with their prices (optionally only packs sold in `currency`)."""
-    from billing.models import TokenPack
+    """Active packs with their prices (`pack.price_list`, by currency; optionally only packs sold in `currency`)."""
+    from django.db.models import Prefetch
 
-    qs = TokenPack.objects.filter(active=True).prefetch_related("prices")
+    from billing.models import TokenPack, TokenPackPrice
+
+    by_currency = Prefetch("prices", queryset=TokenPackPrice.objects.order_by("currency"), to_attr="price_list")
+    qs = TokenPack.objects.filter(active=True).prefetch_related("prices", by_currency)
     if currency:
         qs = qs.filter(prices__currency=currency.lower())
     return qs

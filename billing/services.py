@@ -30,6 +30,8 @@ def hold_amount(*, duration_s: float, model: str = "") -> int:
 
 
 def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_delta: int = 0, **fields) -> LedgerEntry:
+    if kind in LedgerEntry.TRANSCRIPTION_KINDS:
+        fields.setdefault("actor_label", "system")
     account.available += available_delta
     account.held += held_delta
     entry = LedgerEntry.objects.create(
@@ -64,10 +66,10 @@ def tokens_grant(
     )
 
 
-def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
-    """Move `tokens` from available to held for `job`; 402 if the balance is short."""
+def hold_place(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
+    """Move `tokens` from available to held for the transcription `reference` (its id); 402 if the balance is short."""
     with transaction.atomic():
-        account = account_lock(tenant_id=tenant.pk)
+        account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
             raise InsufficientBalance(
                 f"This job needs up to {tokens} tokens but only {max(account.available, 0)} are available. "
@@ -75,20 +77,18 @@ def hold_place(*, tenant, job, tokens: int) -> LedgerEntry:
                 needed_tokens=tokens,
                 available_tokens=account.available,
             )
-        return _write(
-            account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, job=job, actor_label="system"
-        )
+        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, transcription_id=reference)
 
 
-def hold_extend(*, tenant, job, tokens: int) -> LedgerEntry:
-    """Hold `tokens` more for a running job whose audio turned out longer than probed; 402 if the balance is short.
+def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
+    """Hold `tokens` more for a running transcription whose audio turned out longer than probed; 402 if short.
 
-    The caller holds the job row lock and adds `tokens` to the job's held_tokens in the same transaction.
+    The caller holds the transcription's row lock and adds `tokens` to its held amount in the same transaction.
     """
     if tokens <= 0:
         raise InvalidRequest("A hold extension must be a positive number of tokens.")
     with transaction.atomic():
-        account = account_lock(tenant_id=tenant.pk)
+        account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
             raise InsufficientBalance(
                 f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
@@ -98,56 +98,35 @@ def hold_extend(*, tenant, job, tokens: int) -> LedgerEntry:
                 available_tokens=account.available,
             )
         return _write(
-            account=account,
-            kind=Kind.HOLD_EXTEND,
-            available_delta=-tokens,
-            held_delta=tokens,
-            job=job,
-            actor_label="system",
+            account=account, kind=Kind.HOLD_EXTEND, available_delta=-tokens, held_delta=tokens, transcription_id=reference
         )
 
 
-def hold_settle(*, job, tokens: int) -> tuple[int, LedgerEntry | None]:
-    """Debit min(tokens, hold) from the job's hold and release the rest. Call with the job row locked.
+def hold_settle(*, tenant_id: int, reference, held: int, tokens: int) -> tuple[int, LedgerEntry | None]:
+    """Debit min(tokens, held) from the reference's hold and release the rest. Call with its row locked.
 
-    Returns the billed tokens. The unique (job, kind) constraints make a second settle fail.
+    Returns the billed tokens. The unique (transcription, kind) constraint make a second settle fail.
     """
     with transaction.atomic():
-        account = account_lock(tenant_id=job.tenant_id)
-        held = job.held_tokens
+        account = account_lock(tenant_id=tenant_id)
         billed = min(tokens, held)
         debit = None
         if billed > 0:
-            debit = _write(
-                account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, job=job, actor_label="system"
-            )
+            debit = _write(account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, transcription_id=reference)
         rest = held - billed
         if rest > 0:
-            _write(
-                account=account,
-                kind=Kind.RELEASE,
-                available_delta=rest,
-                held_delta=-rest,
-                job=job,
-                actor_label="system",
-            )
+            _write(account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, transcription_id=reference)
         return billed, debit
 
 
-def hold_release(*, job) -> LedgerEntry | None:
-    """Give a failed or canceled job's whole hold back. Call with the job row locked."""
+def hold_release(*, tenant_id: int, reference, held: int) -> LedgerEntry | None:
+    """Give a failed or canceled transcription's whole hold back. Call with its row locked."""
     with transaction.atomic():
-        if job.held_tokens <= 0 or LedgerEntry.objects.filter(job=job, kind__in=[Kind.RELEASE, Kind.DEBIT]).exists():
+        done = LedgerEntry.objects.filter(transcription_id=reference, kind__in=[Kind.RELEASE, Kind.DEBIT]).exists()
+        if held <= 0 or done:
             return None
-        account = account_lock(tenant_id=job.tenant_id)
-        return _write(
-            account=account,
-            kind=Kind.RELEASE,
-            available_delta=job.held_tokens,
-            held_delta=-job.held_tokens,
-            job=job,
-            actor_label="system",
-        )
+        account = account_lock(tenant_id=tenant_id)
+        return _write(account=account, kind=Kind.RELEASE, available_delta=held, held_delta=-held, transcription_id=reference)
 
 
 def external_entry_write(

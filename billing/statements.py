@@ -8,6 +8,7 @@ closing = opening + top-ups + adjustments - job debits. Months are calendar mont
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -81,9 +82,19 @@ def _total_before(*, tenant, moment: datetime) -> tuple[int, int]:
     return agg["a"] or 0, agg["h"] or 0
 
 
-def statement_build(*, tenant, period: str) -> Statement:
-    from transcription.models import Transcription
+# What was transcribed in a period comes from the app that transcribes (billing never imports it): the
+# transcription app registers a selector here at start-up (TranscriptionConfig.ready).
+UsageSource = Callable[..., list[JobLine]]
+_usage_source: UsageSource | None = None
 
+
+def usage_source_register(source: UsageSource) -> None:
+    """Register `source(*, tenant, start, end) -> list[JobLine]`: the finished, billed work in [start, end)."""
+    global _usage_source
+    _usage_source = source
+
+
+def statement_build(*, tenant, period: str) -> Statement:
     start, end = month_parse(period)
     if start > timezone.now():
         raise InvalidRequest(f"{period} has not started yet.")
@@ -95,18 +106,7 @@ def statement_build(*, tenant, period: str) -> Statement:
     topups = list(month_entries.filter(kind=Kind.TOPUP))
     adjustments = list(month_entries.filter(kind__in=ADJUSTMENT_KINDS))
     debits = month_entries.filter(kind=Kind.DEBIT).aggregate(s=Sum("held_delta"))["s"] or 0
-    jobs = [
-        JobLine(
-            id=str(job.pk),
-            finished_at=job.finished_at,
-            filename=job.filename,
-            duration_s=job.duration_s or 0.0,
-            billed_tokens=job.billed_tokens or 0,
-        )
-        for job in Transcription.objects.filter(
-            tenant=tenant, status=Transcription.Status.SUCCEEDED, finished_at__gte=start, finished_at__lt=end
-        ).order_by("finished_at")
-    ]
+    jobs = _usage_source(tenant=tenant, start=start, end=end) if _usage_source is not None else []
     return Statement(
         tenant=tenant,
         period=period,

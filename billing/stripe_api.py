@@ -78,7 +78,7 @@ def webhook_verify(*, payload: bytes, signature_header: str | None) -> None:
         raise SignatureError("Timestamp is in the future (outside the tolerance zone).")
 
 
-def checkout_session_create(*, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
+def checkout_session_open(*, params: dict[str, Any], idempotency_key: str) -> dict[str, Any]:
     session = _call(
         "create a checkout session",
         client().v1.checkout.sessions.create,

@@ -15,7 +15,7 @@ import unicodedata
 RULE_VERSION = "v1"
 
 _TAG = re.compile(r"<\|[^|<>]*\|>")
-_CJK_RANGES = (
+CJK_RANGES = (  # the one definition of "CJK" in Tingxie (the token rule and text joining use it)
     (0x3005, 0x3007),  # 々 〆 〇
     (0x3021, 0x3029),  # Hangzhou numerals
     (0x3038, 0x303B),
@@ -34,10 +34,14 @@ _CJK_RANGES = (
 )
 
 
+# A regular-expression class of the same ranges (letters and marks alike), for joining and spacing text.
+CJK_CLASS = "[" + "".join(f"\\U{lo:08x}-\\U{hi:08x}" for lo, hi in CJK_RANGES) + "]"
+
+
 def _is_cjk(ch: str) -> bool:
     """A CJK letter or numeral; combining marks and punctuation inside these blocks are free."""
     cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _CJK_RANGES) and unicodedata.category(ch)[0] in ("L", "N")
+    return any(lo <= cp <= hi for lo, hi in CJK_RANGES) and unicodedata.category(ch)[0] in ("L", "N")
 
 
 def _is_word_char(ch: str) -> bool:

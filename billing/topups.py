@@ -40,8 +40,7 @@ class CheckoutStarted:
     url: str
 
 
-def checkout_session_create(*, tenant, pack_code: str, currency: str | None = None, user=None) -> CheckoutStarted:
-    """Open a Stripe Checkout Session for one pack and record it as a pending top-up."""
+def _pack_price(pack_code: str, currency: str | None) -> tuple[TokenPack, TokenPackPrice]:
     currency = (currency or Currency.USD).lower()
     if currency not in Currency.values:
         raise InvalidRequest(f"Unsupported currency {currency!r}; use one of {', '.join(Currency.values)}.")
@@ -52,15 +51,17 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
     price = TokenPackPrice.objects.filter(pack=pack, currency=currency).first()
     if price is None:
         raise InvalidRequest(f"The {pack.code} pack is not sold in {currency.upper()}.")
+    return pack, price
 
-    topup = TopUp.objects.create(
-        tenant=tenant, pack=pack, tokens=pack.tokens, currency=currency, amount=price.unit_amount, created_by=user
-    )
+
+def _checkout_params(*, tenant, topup: TopUp, user) -> dict[str, Any]:
+    """Stripe Checkout parameters for a recorded top-up (its pack, currency and amount are what we charge)."""
+    pack = topup.pack
     metadata = {
         "tenant_id": str(tenant.pk),
         "tenant_slug": tenant.slug,
         "pack": pack.code,
-        "tokens": str(pack.tokens),
+        "tokens": str(topup.tokens),
         "topup_id": str(topup.pk),
     }
     customer_id = (
@@ -70,6 +71,7 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
         .first()
     )
     site = settings.SITE_URL.rstrip("/")
+    product = {"name": f"Tingxie {pack.name}: {topup.tokens:,} tokens", "metadata": {"pack": pack.code}}
     params: dict[str, Any] = {
         "mode": "payment",
         # No payment_method_types: Checkout offers what the account enables for the currency
@@ -77,14 +79,7 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
         "line_items": [
             {
                 "quantity": 1,
-                "price_data": {
-                    "currency": currency,
-                    "unit_amount": price.unit_amount,
-                    "product_data": {
-                        "name": f"Tingxie {pack.name}: {pack.tokens:,} tokens",
-                        "metadata": {"pack": pack.code},
-                    },
-                },
+                "price_data": {"currency": topup.currency, "unit_amount": topup.amount, "product_data": product},
             }
         ],
         "client_reference_id": str(tenant.pk),
@@ -100,9 +95,18 @@ def checkout_session_create(*, tenant, pack_code: str, currency: str | None = No
         params["customer_creation"] = "always"
     if user is not None and getattr(user, "email", "") and not customer_id:
         params["customer_email"] = user.email
+    return params
 
+
+def checkout_session_create(*, tenant, pack_code: str, currency: str | None = None, user=None) -> CheckoutStarted:
+    """Open a Stripe Checkout Session for one pack and record it as a pending top-up (the price credited later)."""
+    pack, price = _pack_price(pack_code, currency)
+    topup = TopUp.objects.create(
+        tenant=tenant, pack=pack, tokens=pack.tokens, currency=price.currency, amount=price.unit_amount, created_by=user
+    )
+    params = _checkout_params(tenant=tenant, topup=topup, user=user)
     try:
-        session = stripe_api.checkout_session_create(params=params, idempotency_key=f"tingxie-topup-{topup.pk}")
+        session = stripe_api.checkout_session_open(params=params, idempotency_key=f"tingxie-topup-{topup.pk}")
     except stripe_api.PaymentProviderError as exc:
         topup.status = TopUp.Status.FAILED
         topup.failure_message = exc.message

@@ -88,15 +88,14 @@ class TranscriptionUploadForm(forms.Form):
         return files
 
     def options(self) -> dict:
-        words = [w.strip() for w in self.cleaned_data.get("hotwords", "").splitlines() if w.strip()]
+        """Options for transcription_create, which merges the chosen list with the typed words."""
         chosen = self.hotword_lists.get(self.cleaned_data.get("hotword_list") or "")
-        if chosen is not None:
-            words = list(dict.fromkeys([*chosen.word_list, *words]))
         return {
             "language": self.cleaned_data["language"],
             "itn": bool(self.cleaned_data.get("itn")),
             "vad": True,
-            "hotwords": words,
+            "hotwords": self.cleaned_data.get("hotwords", ""),
+            "hotword_list": chosen.pk if chosen is not None else None,
         }
 
 

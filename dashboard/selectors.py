@@ -81,19 +81,3 @@ def usage_chart(*, tenant, days: int = 30) -> dict:
             bars.append({"x": i * 10, "h": round(h, 2), "y": round(100 - h, 2), "day": r["day"], "value": v})
         series.append({"key": key, "label": label, "total": sum(values), "peak": peak, "bars": bars})
     return {"start": start, "end": end, "days": days, "series": series, "width": days * 10}
-
-
-def token_pack_list() -> list:
-    """Active packs with their prices by currency (for the Buy tokens cards)."""
-    from billing.models import TokenPack
-
-    packs = list(TokenPack.objects.filter(active=True).prefetch_related("prices"))
-    for pack in packs:
-        pack.price_list = sorted(pack.prices.all(), key=lambda pr: pr.currency)
-    return packs
-
-
-def topup_list(*, tenant):
-    from billing.models import TopUp
-
-    return TopUp.objects.filter(tenant=tenant).select_related("pack").order_by("-created_at")

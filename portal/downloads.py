@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from pathlib import Path
 from urllib.parse import quote
 
 # Nothing runs, nothing loads: for files (audio, PDF, CSV, transcripts).
@@ -24,40 +23,8 @@ HTML_DOCUMENT_CSP = (
 MAX_FILENAME_CHARS = 150
 OCTET_STREAM = "application/octet-stream"
 
-# PyAV's container.format.name -> (Content-Type, extension). Anything else is served as octet-stream.
-_AUDIO_TYPES = {
-    "wav": ("audio/wav", "wav"),
-    "mp3": ("audio/mpeg", "mp3"),
-    "flac": ("audio/flac", "flac"),
-    "ogg": ("audio/ogg", "ogg"),
-    "matroska,webm": ("audio/webm", "webm"),
-    "mov,mp4,m4a,3gp,3g2,mj2": ("audio/mp4", "m4a"),
-    "aiff": ("audio/aiff", "aiff"),
-    "aac": ("audio/aac", "aac"),
-}
-
 _UNSAFE = re.compile(r"[\"'\\/:*?<>|;%`$]")
 _ASCII_UNSAFE = re.compile(r"[^A-Za-z0-9._()+,=@\[\] -]")
-
-
-def audio_type_for_container(format_name: str | None) -> tuple[str, str]:
-    """(Content-Type, extension) for a PyAV container format name; octet-stream/bin when unknown."""
-    return _AUDIO_TYPES.get((format_name or "").strip().lower(), (OCTET_STREAM, "bin"))
-
-
-def audio_type_for_file(path: str | Path) -> tuple[str, str]:
-    """Probe a stored file's container with PyAV and map it; octet-stream when it is not readable audio."""
-    import av
-
-    from portal.errors import DomainError
-    from transcription.audio import _open
-
-    try:
-        container, _stream = _open(path)
-    except (DomainError, OSError, av.FFmpegError, ValueError):
-        return OCTET_STREAM, "bin"
-    with container:
-        return audio_type_for_container(container.format.name)
 
 
 def safe_filename(name: str | None, *, fallback: str = "download") -> str:

@@ -28,7 +28,6 @@ import django  # noqa: E402
 django.setup()  # transcription.audio raises the project's domain errors, which need settings
 
 from tests.audio_samples import FIXTURE_SENTENCES, SR, sentences_json, speak_fixture  # noqa: E402
-from transcription.audio import speech_regions  # noqa: E402
 from transcription.engines.funasr import MERGE_GAP_S, plan_pieces  # noqa: E402
 from transcription.testmodels import (  # noqa: E402
     _FRONTEND,
@@ -38,6 +37,7 @@ from transcription.testmodels import (  # noqa: E402
     randomize_,
     save_weights,
 )
+from transcription.vad import speech_regions  # noqa: E402
 
 SEED = 0
 LANG_QUERY = {"auto": 0, "zh": 3, "en": 4}  # SenseVoiceSmall's language query ids

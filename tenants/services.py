@@ -9,15 +9,13 @@ from django.db import transaction
 from django.utils import timezone
 from django.utils.text import slugify
 
-from billing.services import account_ensure
 from portal.errors import Conflict, InvalidRequest
 from tenants.models import ApiKey, Invitation, Membership, Tenant
 
 
 @transaction.atomic
 def tenant_create(*, slug: str, name: str = "", owner=None) -> Tenant:
-    tenant = Tenant.objects.create(slug=slugify(slug) or slug, name=name or slug)
-    account_ensure(tenant=tenant)
+    tenant = Tenant.objects.create(slug=slugify(slug) or slug, name=name or slug)  # billing opens its account
     if owner is not None:
         Membership.objects.create(tenant=tenant, user=owner, role=Membership.Role.OWNER)
     return tenant

@@ -12,6 +12,7 @@ import struct
 import subprocess
 import tempfile
 import wave
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -216,3 +217,20 @@ def state_length(path: str | Path, seconds: float) -> Path:
         raise ValueError(f"no length field known for .{kind}")
     path.write_bytes(bytes(raw))
     return path
+
+
+@dataclass(frozen=True)
+class Decoded:
+    samples: np.ndarray
+    duration_s: float
+    truncated: bool
+
+
+def decode_all(path: str | Path, *, max_seconds: float) -> Decoded:
+    """A whole file as one 16 kHz mono float32 array, through the product's streaming decoder."""
+    from transcription.audio import decode_stream
+
+    with decode_stream(path, max_seconds=max_seconds, chunk_seconds=min(300.0, max_seconds + 1)) as stream:
+        parts = list(stream)
+    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    return Decoded(samples=samples, duration_s=stream.duration_s, truncated=stream.truncated)

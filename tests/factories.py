@@ -24,13 +24,6 @@ class TenantFactory(factory.django.DjangoModelFactory):
     slug = factory.Sequence(lambda n: f"tenant-{n}")
     name = factory.LazyAttribute(lambda o: o.slug.title())
 
-    @factory.post_generation
-    def account(obj, create, extracted, **kwargs):
-        from billing.services import account_ensure
-
-        if create:
-            account_ensure(tenant=obj)
-
 
 class MembershipFactory(factory.django.DjangoModelFactory):
     class Meta:

@@ -1,16 +1,14 @@
-"""Audio intake: probe uploads cheaply, decode them to 16 kHz mono float32 under a hard cap, find speech.
+"""Audio intake: probe uploads cheaply, decode them to 16 kHz mono float32 under a hard cap (no torch here).
 
 Nothing here trusts a container header: durations come from a packet scan (probe), from a WAV header
-that FFmpeg clamps to the data present, or from the samples actually decoded (decode). The worker
-re-checks the decoded length against the job's hold before recognizing (services: transcription_hold_cover). This module never imports torch; the VAD runs silero's
-sequence ONNX model directly with onnxruntime and numpy.
+that FFmpeg clamps to the data present, or from the samples actually decoded (decode_stream). The worker
+re-checks the decoded length against the hold before recognizing (services: transcription_hold_cover).
+Speech detection lives in transcription.vad.
 """
 
 from __future__ import annotations
 
-import importlib.util
 import math
-import threading
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,9 +16,9 @@ import av
 import numpy as np
 from django.conf import settings
 
-from portal.errors import AudioTooLong, UnsupportedAudio
+from portal.errors import AudioTooLong, DomainError, UnsupportedAudio
+from transcription.constants import SAMPLE_RATE
 
-SAMPLE_RATE = 16_000
 SUPPORTED_FORMATS = "wav, mp3, m4a, flac, ogg, opus, webm, mp4 (audio)"
 MIN_SAMPLE_RATE = 8_000
 MAX_SAMPLE_RATE = 192_000
@@ -28,7 +26,6 @@ MAX_CHANNELS = 8
 # Decoders may emit a few hundred extra samples (AAC priming, resampler tails): allow this much
 # over the caller's limit before calling a file too long.
 CAP_GRACE_SECONDS = 0.5
-_INITIAL_SECONDS = 600.0  # largest first buffer (the header may lie); it grows by 1.5x from there
 
 _UNREADABLE = (
     "The file could not be read as audio ({reason}). Supported formats: "
@@ -44,13 +41,6 @@ class Probe:
     channels: int
     codec: str
     container: str
-
-
-@dataclass(frozen=True)
-class DecodedAudio:
-    samples: np.ndarray  # float32, 16 kHz, mono
-    duration_s: float
-    truncated: bool
 
 
 def _unreadable(reason: str) -> UnsupportedAudio:
@@ -186,6 +176,35 @@ def _scan_seconds(container, stream, limit: float) -> float | None:
     return float(ticks * base) if ticks else None
 
 
+# PyAV's container.format.name -> (Content-Type, extension) for serving stored audio back to browsers.
+_SERVED_TYPES = {
+    "wav": ("audio/wav", "wav"),
+    "mp3": ("audio/mpeg", "mp3"),
+    "flac": ("audio/flac", "flac"),
+    "ogg": ("audio/ogg", "ogg"),
+    "matroska,webm": ("audio/webm", "webm"),
+    "mov,mp4,m4a,3gp,3g2,mj2": ("audio/mp4", "m4a"),
+    "aiff": ("audio/aiff", "aiff"),
+    "aac": ("audio/aac", "aac"),
+}
+OCTET_STREAM = ("application/octet-stream", "bin")
+
+
+def served_type_for_container(format_name: str | None) -> tuple[str, str]:
+    """(Content-Type, extension) for a PyAV container format name; octet-stream/bin when unknown."""
+    return _SERVED_TYPES.get((format_name or "").strip().lower(), OCTET_STREAM)
+
+
+def served_type(path: str | Path) -> tuple[str, str]:
+    """What stored audio is served as, decided from its bytes (never the uploader's name or type)."""
+    try:
+        container, _stream = _open(path)
+    except (DomainError, OSError, av.FFmpegError, ValueError):
+        return OCTET_STREAM
+    with container:
+        return served_type_for_container(container.format.name)
+
+
 def _header_seconds(container, stream) -> float | None:
     """The container's claimed duration: only a hint (it lies both ways, or is missing)."""
     if stream.duration is not None and stream.time_base is not None:
@@ -239,44 +258,10 @@ def _ends_early(hint: float | None, decoded_s: float) -> bool:
     return bool(hint) and hint - decoded_s > max(1.0, 0.05 * hint)
 
 
-def decode(path: str | Path, *, max_seconds: float) -> DecodedAudio:
-    """Decode the first audio stream to 16 kHz mono float32, never holding more than max_seconds of samples.
-
-    Undecodable packets are skipped and the result is flagged truncated; AudioTooLong is raised as soon as
-    the decoded samples pass the cap; UnsupportedAudio when nothing at all decodes. Holds the whole file:
-    long recordings should go through decode_stream instead.
-    """
-    cap = int(math.ceil((max_seconds + CAP_GRACE_SECONDS) * SAMPLE_RATE))
-    container, stream = _open(path)
-    with container:
-        hint = _header_seconds(container, stream)
-        # The header only sizes the first allocation (it can lie either way), bounded by the cap.
-        first = int((min(hint, _INITIAL_SECONDS) if hint and hint > 0 else _INITIAL_SECONDS) + 1.0) * SAMPLE_RATE
-        buffer = np.empty(max(SAMPLE_RATE, min(first, cap)), dtype=np.float32)
-        used = 0
-        state = _DecodeState()
-        for chunk in _resampled(container, stream, state):
-            end = used + chunk.shape[0]
-            if end > cap:
-                raise _too_long(end / SAMPLE_RATE, max_seconds, at_least=True)
-            if end > buffer.shape[0]:
-                grown = min(cap, max(end, int(buffer.shape[0] * 1.5)))
-                # ndarray.resize reallocs in place (mremap for big blocks): no second full copy.
-                buffer.resize(grown, refcheck=False)
-            buffer[used:end] = chunk
-            used = end
-        if used == 0:
-            raise _unreadable("no audio could be decoded from it")
-        truncated = state.truncated or _ends_early(hint, used / SAMPLE_RATE)
-        if buffer.shape[0] != used:
-            buffer.resize(used, refcheck=False)
-        return DecodedAudio(samples=buffer, duration_s=used / SAMPLE_RATE, truncated=truncated)
-
-
 class DecodeStream:
     """Iterate over a file's audio as 16 kHz mono float32 chunks of `chunk_seconds` (the last one shorter).
 
-    The same rules as decode(): damaged packets are skipped and flag `truncated`, AudioTooLong is raised
+    Damaged packets are skipped and flag `truncated`, AudioTooLong is raised
     as soon as the decoded samples pass the cap, UnsupportedAudio when nothing decodes. Opening happens
     here (bad files fail before any work); `duration_s` and `truncated` are final once iteration ends
     (`finished` is then True). The stream holds at most the chunk being filled: every yielded chunk is a
@@ -349,118 +334,5 @@ class DecodeStream:
 
 
 def decode_stream(path: str | Path, *, max_seconds: float, chunk_seconds: float = 300.0) -> DecodeStream:
-    """Streaming decode(): iterate the result for chunks; read duration_s and truncated after the last one."""
+    """Decode to 16 kHz mono float32 in chunks: iterate the result; read duration_s and truncated after the last one."""
     return DecodeStream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds)
-
-
-# --- VAD: silero's sequence model run directly with onnxruntime ---------------------------------------------
-
-VAD_FRAME = 512  # samples per silero frame at 16 kHz (32 ms)
-VAD_CONTEXT = 64  # samples of the previous frame each frame sees
-VAD_BLOCK_FRAMES = 512  # frames per ONNX call (about 16 s)
-_vad_lock = threading.Lock()
-_vad_session = None
-
-
-def _silero_sequence_model_path() -> Path:
-    spec = importlib.util.find_spec("silero_vad")
-    if spec is None or not spec.submodule_search_locations:
-        raise RuntimeError("The silero-vad package is not installed (requirements/asr.txt).")
-    path = Path(next(iter(spec.submodule_search_locations))) / "data" / "silero_vad_16k_sequence.onnx"
-    if not path.exists():
-        raise RuntimeError(f"silero-vad is installed but {path.name} is missing from it.")
-    return path
-
-
-def _session():
-    global _vad_session
-    if _vad_session is None:
-        with _vad_lock:
-            if _vad_session is None:
-                import onnxruntime
-
-                opts = onnxruntime.SessionOptions()
-                opts.intra_op_num_threads = 1
-                opts.inter_op_num_threads = 1
-                opts.log_severity_level = 3
-                _vad_session = onnxruntime.InferenceSession(
-                    str(_silero_sequence_model_path()), sess_options=opts, providers=["CPUExecutionProvider"]
-                )
-    return _vad_session
-
-
-def speech_probabilities(samples: np.ndarray) -> np.ndarray:
-    """One speech probability per 32 ms frame of 16 kHz mono audio."""
-    samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
-    n_frames = math.ceil(samples.shape[0] / VAD_FRAME)
-    probs = np.zeros(n_frames, dtype=np.float32)
-    if n_frames == 0:
-        return probs
-    session = _session()
-    h = np.zeros((1, 1, 128), dtype=np.float32)
-    c = np.zeros((1, 1, 128), dtype=np.float32)
-    padded_len = VAD_CONTEXT + n_frames * VAD_FRAME
-    for first in range(0, n_frames, VAD_BLOCK_FRAMES):
-        count = min(VAD_BLOCK_FRAMES, n_frames - first)
-        # Row i is [last 64 samples of frame i-1 | frame i]; build the block from a zero-padded slice.
-        lo = first * VAD_FRAME - VAD_CONTEXT
-        hi = min(padded_len - VAD_CONTEXT, (first + count) * VAD_FRAME)
-        piece = np.zeros(VAD_CONTEXT + count * VAD_FRAME, dtype=np.float32)
-        src_lo, src_hi = max(lo, 0), min(hi, samples.shape[0])
-        piece[src_lo - lo : src_hi - lo] = samples[src_lo:src_hi]
-        rows = np.lib.stride_tricks.as_strided(
-            piece, shape=(count, VAD_CONTEXT + VAD_FRAME), strides=(VAD_FRAME * 4, 4), writeable=False
-        )
-        out, h, c = session.run(None, {"input": np.ascontiguousarray(rows), "h": h, "c": c})
-        probs[first : first + count] = out
-    return probs
-
-
-def speech_regions(
-    samples: np.ndarray,
-    *,
-    threshold: float = 0.5,
-    min_speech_ms: int = 250,
-    min_silence_ms: int = 100,
-    pad_ms: int = 30,
-) -> list[tuple[int, int]]:
-    """Speech as sorted, non-overlapping (start, end) sample ranges of 16 kHz audio.
-
-    Hysteresis: speech starts above `threshold` and ends after `min_silence_ms` below threshold - 0.15;
-    shorter-than-`min_speech_ms` bursts are dropped, and each region is padded by `pad_ms`.
-    """
-    total = int(np.asarray(samples).shape[0])
-    if total == 0:
-        return []
-    probs = speech_probabilities(samples)
-    low = max(threshold - 0.15, 0.01)
-    min_silence = max(1, round(min_silence_ms * SAMPLE_RATE / 1000 / VAD_FRAME))
-    raw: list[tuple[int, int]] = []
-    start = None
-    quiet = 0
-    for i, p in enumerate(probs.tolist()):
-        if start is None:
-            if p >= threshold:
-                start, quiet = i, 0
-        elif p < low:
-            quiet += 1
-            if quiet >= min_silence:
-                raw.append((start, i - quiet + 1))
-                start = None
-        else:
-            quiet = 0
-    if start is not None:
-        raw.append((start, len(probs)))
-    pad = int(pad_ms * SAMPLE_RATE / 1000)
-    min_speech = int(min_speech_ms * SAMPLE_RATE / 1000)
-    regions: list[tuple[int, int]] = []
-    for first, last in raw:
-        s, e = first * VAD_FRAME, min(last * VAD_FRAME, total)
-        if e - s < min_speech:
-            continue
-        s, e = max(0, s - pad), min(total, e + pad)
-        if regions and s <= regions[-1][1]:
-            regions[-1] = (regions[-1][0], e)
-        else:
-            regions.append((s, e))
-    return regions

@@ -42,7 +42,7 @@ class Transcription(models.Model):
     sha256 = models.CharField(max_length=64, db_index=True)
     options = models.JSONField(default=dict)  # language, itn, vad, hotwords (normalized)
     options_hash = models.CharField(max_length=64, default="")
-    model = models.CharField(max_length=255, default="")
+    model = models.CharField(max_length=255, default="")  # configured at submit; the worker records what ran
     webhook_url = models.URLField(max_length=1000, blank=True, default="")
     # NULL (not "") when absent, so the unique (tenant, idempotency_key) constraint ignores it.
     idempotency_key = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
@@ -72,6 +72,7 @@ class Transcription(models.Model):
     language = models.CharField(max_length=16, blank=True, default="")
     text = models.TextField(blank=True, default="")
     segments = models.JSONField(default=list, blank=True)
+    warnings = models.JSONField(default=list, blank=True)  # for the caller, e.g. hotwords the model could not use
     cache_hit = models.BooleanField(default=False)
     cache_source = models.ForeignKey("self", null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
     error_code = models.CharField(max_length=64, blank=True, default="")

@@ -1,4 +1,7 @@
-"""Streaming recognition of a stored file: decode in chunks, cut only in silence, recognize, bounded memory."""
+"""The one recognition path: VAD, windows cut only in silence, the engine on each window, the language vote.
+
+Files are decoded in chunks (bounded memory); arrays (tests, benches, streams) go through the same windowing.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +13,10 @@ from pathlib import Path
 
 import numpy as np
 
-from transcription.audio import SAMPLE_RATE, VAD_FRAME, decode_stream, speech_regions
+from transcription.audio import decode_stream
+from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import BaseEngine, Segment, TranscribeOptions, join_texts
+from transcription.vad import VAD_FRAME, speech_regions
 
 # A window ends only in a pause at least this long: engines merge speech closer than that (FunASR: 0.5 s),
 # so a cut there gives the same pieces as recognizing the whole file at once.
@@ -23,7 +28,7 @@ TAIL_S = 1.0
 # Most audio carried from one chunk to the next without a pause to cut at (continuous speech, music):
 # past this the window is cut anyway, so memory stays at most MAX_CARRY_S + chunk_seconds of samples.
 MAX_CARRY_S = 60.0
-VAD_MIN_SILENCE_MS = 200  # as FunASREngine.transcribe()
+VAD_MIN_SILENCE_MS = 200  # silence that ends a speech region
 
 
 @dataclass(frozen=True)
@@ -39,6 +44,7 @@ class PipelineResult:
     speech_s: float
     model: str
     windows: int = 0  # engine calls made
+    warnings: tuple[str, ...] = ()  # from the engine, e.g. hotwords a model cannot use
 
 
 def _align_down(n: int) -> int:
@@ -75,6 +81,105 @@ def choose_cut(regions: list[tuple[int, int]], total: int) -> int | None:
     return max(VAD_FRAME, tail)
 
 
+class _Windows:
+    """Feed 16 kHz chunks in order; speech is recognized window by window, each cut in a pause (choose_cut)."""
+
+    def __init__(self, *, engine: BaseEngine, options: TranscribeOptions, report: Callable[[float], None]) -> None:
+        self.engine, self.options, self.report = engine, options, report
+        self.vad_ns = self.asr_ms = self.windows = 0
+        self.speech_s = 0.0
+        self.segments: list[Segment] = []
+        self.warnings: dict[str, None] = {}
+        self.model = engine.name
+        self.carry = np.zeros(0, dtype=np.float32)
+        self.base = 0  # where `carry` starts on the original timeline, in samples
+
+    def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> None:
+        if regions is not None and not regions:
+            return
+        result = self.engine.transcribe_regions(
+            window,
+            regions=regions,
+            options=self.options,
+            offset_s=base / SAMPLE_RATE,
+            progress=lambda f: self.report((base + f * window.shape[0]) / SAMPLE_RATE),
+        )
+        self.windows += 1
+        self.asr_ms += result.asr_ms
+        self.speech_s += result.speech_s
+        self.model = result.model or self.model
+        self.segments.extend(result.segments)
+        self.warnings.update(dict.fromkeys(result.warnings))
+
+    def _find_speech(self, window: np.ndarray) -> list[tuple[int, int]]:
+        started = time.perf_counter_ns()
+        found = speech_regions(window, min_silence_ms=VAD_MIN_SILENCE_MS)
+        self.vad_ns += time.perf_counter_ns() - started
+        return found
+
+    def feed(self, chunk: np.ndarray) -> None:
+        if not self.options.vad:
+            self._recognize(chunk, None, self.base)
+            self.base += chunk.shape[0]
+        else:
+            buffer = np.concatenate([self.carry, chunk]) if self.carry.shape[0] else chunk
+            del chunk
+            self.carry = np.zeros(0, dtype=np.float32)
+            regions = self._find_speech(buffer)
+            cut = choose_cut(regions, buffer.shape[0])
+            if cut:
+                self._recognize(buffer[:cut], [(s, min(e, cut)) for s, e in regions if s < cut], self.base)
+                self.carry = buffer[cut:].copy()  # a copy, so the rest of the buffer is freed now
+                self.base += cut
+            else:
+                self.carry = buffer
+        self.report(self.base / SAMPLE_RATE)
+
+    def finish(self) -> None:
+        if self.carry.shape[0]:
+            self._recognize(self.carry, self._find_speech(self.carry), self.base)
+            self.carry = np.zeros(0, dtype=np.float32)
+
+    def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
+        weights: Counter[str] = Counter()
+        for seg in self.segments:
+            if seg.language:
+                weights[seg.language] += seg.end - seg.start
+        if weights:
+            language = weights.most_common(1)[0][0]
+        else:
+            language = "" if self.options.language == "auto" else self.options.language
+        return PipelineResult(
+            text=join_texts([seg.text for seg in self.segments]),
+            segments=tuple(self.segments),
+            language=language,
+            duration_s=round(duration_s, 3),
+            truncated=truncated,
+            decode_ms=decode_ns // 1_000_000,
+            vad_ms=self.vad_ns // 1_000_000,
+            asr_ms=self.asr_ms,
+            speech_s=round(self.speech_s, 3),
+            model=self.model,
+            windows=self.windows,
+            warnings=tuple(self.warnings),
+        )
+
+
+def _reporter(progress: Callable[[float], None] | None, expected: Callable[[], float | None]):
+    """progress(0..0.99) by seconds done over the expected length, never going back."""
+    reported = 0.0
+
+    def report(done_s: float) -> None:
+        nonlocal reported
+        total = expected()
+        if total and total > 0:
+            reported = max(reported, min(0.99, done_s / total))
+        if progress is not None:
+            progress(reported)
+
+    return report
+
+
 def recognize_file(
     path: str | Path,
     *,
@@ -92,56 +197,18 @@ def recognize_file(
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so
     segments are on the original timeline. `progress` gets 0..1 by seconds done over `expected_s` (the
     probed duration; else the header's hint), monotonic, 1.0 at the end, and at least once per chunk
-    (it doubles as the job's heartbeat and may raise to abort). Decode errors are decode()'s:
+    (it doubles as the job's heartbeat and may raise to abort). Decode errors are decode_stream()'s:
     UnsupportedAudio, AudioTooLong (as soon as the cap is passed), FileNotFoundError.
 
     `admit` gets the seconds decoded so far after each chunk is decoded and before any of it is recognized
     (the job's hold must cover them: headers can understate the length); it raises to stop the job.
     """
-    decode_ns = vad_ns = 0
-    asr_ms = 0
-    speech_s = 0.0
-    segments: list[Segment] = []
-    windows = 0
-    model = engine.name
-    reported = 0.0
-
-    def report(done_s: float) -> None:
-        nonlocal reported
-        if expected and expected > 0:
-            reported = max(reported, min(0.99, done_s / expected))
-        if progress is not None:
-            progress(reported)
-
-    def recognize(window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> None:
-        nonlocal asr_ms, speech_s, windows, model
-        if regions is not None and not regions:
-            return
-        result = engine.transcribe_regions(
-            window,
-            regions=regions,
-            options=options,
-            offset_s=base / SAMPLE_RATE,
-            progress=lambda f: report((base + f * window.shape[0]) / SAMPLE_RATE),
-        )
-        windows += 1
-        asr_ms += result.asr_ms
-        speech_s += result.speech_s
-        model = result.model or model
-        segments.extend(result.segments)
-
-    def find_speech(window: np.ndarray) -> list[tuple[int, int]]:
-        nonlocal vad_ns
-        started = time.perf_counter_ns()
-        found = speech_regions(window, min_silence_ms=VAD_MIN_SILENCE_MS)
-        vad_ns += time.perf_counter_ns() - started
-        return found
-
+    decode_ns = 0
     with decode_stream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds) as stream:
-        expected = expected_s or stream.hint_s
+        windows = _Windows(
+            engine=engine, options=options, report=_reporter(progress, lambda: expected_s or stream.hint_s)
+        )
         chunks = iter(stream)
-        carry = np.zeros(0, dtype=np.float32)
-        base = 0  # where `carry` starts on the original timeline, in samples
         while True:
             started = time.perf_counter_ns()
             chunk = next(chunks, None)
@@ -150,48 +217,31 @@ def recognize_file(
                 break
             if admit is not None:
                 admit(stream.duration_s)
-            if not options.vad:
-                recognize(chunk, None, base)
-                base += chunk.shape[0]
-                report(base / SAMPLE_RATE)
-                continue
-            buffer = np.concatenate([carry, chunk]) if carry.shape[0] else chunk
-            del chunk, carry
-            regions = find_speech(buffer)
-            cut = choose_cut(regions, buffer.shape[0])
-            if cut:
-                done = [(s, min(e, cut)) for s, e in regions if s < cut]
-                recognize(buffer[:cut], done, base)
-                carry = buffer[cut:].copy()  # a copy, so the rest of the buffer is freed now
-                base += cut
-            else:
-                carry = buffer
-            del buffer
-            report(base / SAMPLE_RATE)
-        if carry.shape[0]:
-            recognize(carry, find_speech(carry), base)
+            windows.feed(chunk)
+            del chunk
+        windows.finish()
         duration_s, truncated = stream.duration_s, stream.truncated
     if progress is not None:
         progress(1.0)
+    return windows.result(duration_s=duration_s, truncated=truncated, decode_ns=decode_ns)
 
-    weights: Counter[str] = Counter()
-    for seg in segments:
-        if seg.language:
-            weights[seg.language] += seg.end - seg.start
-    if weights:
-        language = weights.most_common(1)[0][0]
-    else:
-        language = "" if options.language == "auto" else options.language
-    return PipelineResult(
-        text=join_texts([seg.text for seg in segments]),
-        segments=tuple(segments),
-        language=language,
-        duration_s=round(duration_s, 3),
-        truncated=truncated,
-        decode_ms=decode_ns // 1_000_000,
-        vad_ms=vad_ns // 1_000_000,
-        asr_ms=asr_ms,
-        speech_s=round(speech_s, 3),
-        model=model,
-        windows=windows,
-    )
+
+def recognize_samples(
+    samples: np.ndarray,
+    *,
+    engine: BaseEngine,
+    options: TranscribeOptions,
+    progress: Callable[[float], None] | None = None,
+    chunk_seconds: float = 300.0,
+) -> PipelineResult:
+    """recognize_file() for audio already in memory (16 kHz mono float32): the same VAD, windows and vote."""
+    samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
+    total_s = samples.shape[0] / SAMPLE_RATE
+    windows = _Windows(engine=engine, options=options, report=_reporter(progress, lambda: total_s))
+    step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
+    for start in range(0, samples.shape[0], step):
+        windows.feed(samples[start : start + step])
+    windows.finish()
+    if progress is not None:
+        progress(1.0)
+    return windows.result(duration_s=total_s, truncated=False, decode_ns=0)

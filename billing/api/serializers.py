@@ -15,13 +15,13 @@ class LedgerFilterSerializer(serializers.Serializer):
 
 
 class LedgerEntryOutputSerializer(serializers.ModelSerializer):
-    job_id = serializers.UUIDField(allow_null=True)
+    transcription_id = serializers.UUIDField(allow_null=True)
 
     class Meta:
         model = LedgerEntry
         fields = [
             "id", "kind", "available_delta", "held_delta", "available_after", "held_after",
-            "job_id", "external_ref", "memo", "created_at",
+            "transcription_id", "external_ref", "memo", "created_at",
         ]  # fmt: skip
 
 

@@ -7,9 +7,8 @@ from django.shortcuts import redirect, render
 from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
-from billing.selectors import balance_get, ledger_list
+from billing.selectors import balance_get, ledger_list, token_packs_list, topup_list
 from dashboard import permissions as p
-from dashboard.selectors import token_pack_list, topup_list
 from dashboard.views.base import tenant_view
 from portal.downloads import HTML_DOCUMENT_CSP, safe_download
 from portal.errors import DomainError, NotFound
@@ -24,12 +23,12 @@ def billing(request):
         messages.success(request, _("Thank you! Your tokens are credited as soon as Stripe confirms the payment."))
     elif checkout == "canceled":
         messages.info(request, _("Checkout was canceled; nothing was charged."))
-    ledger = Paginator(ledger_list(tenant=request.tenant).select_related("job", "actor"), 25).get_page(
+    ledger = Paginator(ledger_list(tenant=request.tenant).select_related("transcription", "actor"), 25).get_page(
         request.GET.get("page")
     )
     context = {
         "account": balance_get(tenant=request.tenant),
-        "packs": token_pack_list(),
+        "packs": list(token_packs_list()),
         "ledger": ledger,
         "topups": topup_list(tenant=request.tenant)[:50],
         "statements": statement_periods(tenant=request.tenant)[:24],

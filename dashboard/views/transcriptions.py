@@ -16,8 +16,9 @@ from django.views.decorators.http import require_POST
 from dashboard import permissions as p
 from dashboard.forms import AUDIO_ACCEPT, AUDIO_EXTENSIONS, TranscriptionUploadForm
 from dashboard.views.base import tenant_view
-from portal.downloads import audio_type_for_file, safe_download, safe_filename
+from portal.downloads import safe_download, safe_filename
 from portal.errors import DomainError, InsufficientBalance
+from transcription.audio import served_type
 from transcription.models import Transcription
 from transcription.selectors import hotword_list_list, transcription_get, transcription_list
 
@@ -146,7 +147,7 @@ def transcription_audio(request, job_id):
         raise Http404 from None
     # The type comes from the stored bytes' container, never from the uploader's filename or Content-Type.
     try:
-        content_type, extension = audio_type_for_file(job.audio.path)
+        content_type, extension = served_type(job.audio.path)
     except NotImplementedError:  # a storage without local paths
         content_type, extension = "application/octet-stream", "bin"
     stem = os.path.splitext(safe_filename(job.filename, fallback=""))[0] or str(job.pk)
@@ -183,7 +184,7 @@ def transcription_cancel(request, job_id):
 
     job = transcription_get(tenant=request.tenant, job_id=job_id)
     try:
-        cancel(job=job)
+        cancel(transcription=job)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
@@ -198,7 +199,7 @@ def transcription_delete(request, job_id):
 
     job = transcription_get(tenant=request.tenant, job_id=job_id)
     try:
-        delete(job=job)
+        delete(transcription=job)
     except DomainError as exc:
         messages.error(request, exc.message)
         return redirect("dashboard:transcription_detail", job_id=job.pk)

@@ -95,7 +95,7 @@ def _queued_job(tenant):
 
 def test_finalize_twice_sequentially_one_debit(tenant):
     job = _queued_job(tenant)
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     assert (
         services.transcription_finalize(claim=claim, text="one two", segments=[], language="en", duration_s=2) is True
     )
@@ -105,41 +105,41 @@ def test_finalize_twice_sequentially_one_debit(tenant):
     )
     job.refresh_from_db()
     assert job.billed_tokens == 2 and job.text == "one two"
-    assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription=job, kind="debit").count() == 1
     assert_ledger_consistent(tenant)
 
 
 @pytest.mark.parametrize("n", [8])
 def test_finalize_concurrently_one_debit(tenant, n):
     job = _queued_job(tenant)
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     results = run_parallel(
         n,
         lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2),
     )
     assert sorted(map(str, results)) == ["False"] * (n - 1) + ["True"]
-    assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription=job, kind="debit").count() == 1
     assert BalanceAccount.objects.get(tenant=tenant).available == 1000 - 3
     assert_ledger_consistent(tenant)
 
 
 def test_finalize_concurrently_on_postgres(tenant, require_postgres):
     job = _queued_job(tenant)
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     results = run_parallel(
         10,
         lambda i: services.transcription_finalize(claim=claim, text="a b c", segments=[], language="en", duration_s=2),
     )
     assert results.count(True) == 1 and results.count(False) == 9
-    assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription=job, kind="debit").count() == 1
     assert_ledger_consistent(tenant)
 
 
 def test_stale_attempt_cannot_finalize(tenant):
     job = _queued_job(tenant)
-    first = services.transcription_claim(job_id=job.pk)
+    first = services.transcription_claim(transcription_id=job.pk)
     Transcription.objects.filter(pk=job.pk).update(lease_expires_at="2000-01-01T00:00:00Z")
-    second = services.transcription_claim(job_id=job.pk)
+    second = services.transcription_claim(transcription_id=job.pk)
     assert second.attempt == first.attempt + 1
     assert services.transcription_finalize(claim=first, text="stale", segments=[], language="en", duration_s=2) is False
     assert services.transcription_finalize(claim=second, text="fresh", segments=[], language="en", duration_s=2) is True
@@ -152,20 +152,20 @@ def test_database_refuses_a_second_debit(tenant):
     from django.db import IntegrityError
 
     job = _queued_job(tenant)
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     services.transcription_finalize(claim=claim, text="x", segments=[], language="en", duration_s=2)
     job.refresh_from_db()
     with pytest.raises(IntegrityError):
-        hold_settle(job=job, tokens=1)
+        hold_settle(tenant_id=job.tenant_id, reference=job.pk, held=job.held_tokens, tokens=1)
 
 
 def test_sweeper_fails_jobs_past_attempt_cap_and_releases_hold(tenant, settings):
     settings.JOB_MAX_ATTEMPTS = 2
     job = _queued_job(tenant)
     for _ in range(2):
-        assert services.transcription_claim(job_id=job.pk) is not None
+        assert services.transcription_claim(transcription_id=job.pk) is not None
         Transcription.objects.filter(pk=job.pk).update(lease_expires_at="2000-01-01T00:00:00Z")
-        services.transcriptions_sweep()
+        services.transcription_sweep()
     job.refresh_from_db()
     assert job.status == "failed" and job.error_code == "worker_lost" and "not charged" in job.error_message
     account = BalanceAccount.objects.get(tenant=tenant)

@@ -52,7 +52,7 @@ class MoneyMachine(RuleBasedStateMachine):
         return job.pk
 
     def _claim(self, job_id):
-        claim = services.transcription_claim(job_id=job_id)
+        claim = services.transcription_claim(transcription_id=job_id)
         if claim is not None:
             self.claims[job_id] = claim
         return self.claims.get(job_id)
@@ -74,7 +74,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @rule(job_id=consumes(jobs))
     def fail(self, job_id):
         if job_id is not None:
-            services.transcription_fail(job_id=job_id, code="test", message="failed in test")
+            services.transcription_fail(transcription_id=job_id, code="test", message="failed in test")
 
     @rule(job_id=consumes(jobs))
     def cancel(self, job_id):
@@ -82,7 +82,7 @@ class MoneyMachine(RuleBasedStateMachine):
             return
         job = Transcription.objects.get(pk=job_id)
         if not job.is_final:
-            services.transcription_cancel(job=job)
+            services.transcription_cancel(transcription=job)
 
     @rule(job_id=jobs)
     def retry(self, job_id):
@@ -92,7 +92,7 @@ class MoneyMachine(RuleBasedStateMachine):
         Transcription.objects.filter(pk=job_id, status="running").update(
             lease_expires_at=timezone.now() - timedelta(seconds=1)
         )
-        services.transcriptions_sweep()
+        services.transcription_sweep()
         self.claims.pop(job_id, None)
 
     @invariant()
@@ -115,7 +115,7 @@ class MoneyMachine(RuleBasedStateMachine):
     @invariant()
     def per_job_money(self):
         for job in Transcription.objects.filter(tenant=self.tenant):
-            entries = LedgerEntry.objects.filter(job=job)
+            entries = LedgerEntry.objects.filter(transcription=job)
             debits = [e for e in entries if e.kind == "debit"]
             assert len(debits) <= 1
             debit = -debits[0].held_delta if debits else 0

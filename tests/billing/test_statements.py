@@ -24,8 +24,8 @@ def at(year: int, month: int, day: int):
 
 def finished_job(tenant, *, when: datetime, duration_s: float, held: int, used: int) -> Transcription:
     job = Transcription.objects.create(tenant=tenant, sha256="a" * 64, held_tokens=held, filename="call.wav")
-    hold_place(tenant=tenant, job=job, tokens=held)
-    hold_settle(job=job, tokens=used)
+    hold_place(tenant_id=tenant.pk, reference=job.pk, tokens=held)
+    hold_settle(tenant_id=job.tenant_id, reference=job.pk, held=job.held_tokens, tokens=used)
     Transcription.objects.filter(pk=job.pk).update(
         status="succeeded", finished_at=when, duration_s=duration_s, tokens=used, billed_tokens=used
     )
@@ -46,7 +46,7 @@ def history(tenant, other_tenant):
     with at(2026, 11, 30):
         # Still running at month end: its hold stays in the closing balance, as held.
         open_job = Transcription.objects.create(tenant=tenant, sha256="b" * 64, held_tokens=300)
-        hold_place(tenant=tenant, job=open_job, tokens=300)
+        hold_place(tenant_id=tenant.pk, reference=open_job.pk, tokens=300)
     with at(2026, 12, 1):
         finished_job(tenant, when=datetime(2026, 12, 1, 12, tzinfo=UTC), duration_s=10, held=100, used=90)
     return nov_job

@@ -259,8 +259,8 @@ def _paid(client, fake_stripe, checkout, pack="starter"):
 
 def _spend(tenant, tokens_held: int, tokens_used: int) -> Transcription:
     job = Transcription.objects.create(tenant=tenant, sha256="0" * 64, held_tokens=tokens_held)
-    hold_place(tenant=tenant, job=job, tokens=tokens_held)
-    hold_settle(job=job, tokens=tokens_used)
+    hold_place(tenant_id=tenant.pk, reference=job.pk, tokens=tokens_held)
+    hold_settle(tenant_id=job.tenant_id, reference=job.pk, held=job.held_tokens, tokens=tokens_used)
     return job
 
 
@@ -280,7 +280,7 @@ def test_refund_after_spending_goes_negative_and_next_job_gets_402(client, fake_
 
     job = Transcription.objects.create(tenant=tenant, sha256="1" * 64, held_tokens=10)
     with pytest.raises(InsufficientBalance) as excinfo:
-        hold_place(tenant=tenant, job=job, tokens=10)
+        hold_place(tenant_id=tenant.pk, reference=job.pk, tokens=10)
     assert excinfo.value.status_code == 402
     assert excinfo.value.extra["available_tokens"] == -60_000
     assert_ledger_invariant(tenant)

@@ -284,7 +284,7 @@ def test_cancel_and_delete(tenant, owner_client, make_job, grant):
 
     grant(tenant, 1000)
     job = make_job(tenant, status="queued", progress=0, tokens=None, billed_tokens=None, held_tokens=50)
-    hold_place(tenant=tenant, job=job, tokens=50)
+    hold_place(tenant_id=tenant.pk, reference=job.pk, tokens=50)
     owner_client.post(reverse("dashboard:transcription_cancel", args=[job.pk]))
     job.refresh_from_db()
     assert job.status == "canceled"

@@ -15,7 +15,9 @@ from django.core.files.base import ContentFile
 from django.urls import reverse
 from django.utils import timezone
 
-from portal.downloads import audio_type_for_container, audio_type_for_file, content_disposition, safe_filename
+from portal.downloads import content_disposition, safe_filename
+from transcription.audio import served_type as audio_type_for_file
+from transcription.audio import served_type_for_container as audio_type_for_container
 
 # What the hostile tester appended: it marks the page, then creates an API key with the owner's session.
 PAYLOAD_JS = (

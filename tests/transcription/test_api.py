@@ -26,7 +26,7 @@ def submit(client, **fields):
 
 def finish(job: Transcription, text: str = "你好 world", segments=None) -> Transcription:
     """Run a job through claim + finalize without the model (the worker path is tested end to end elsewhere)."""
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     assert claim is not None
     services.transcription_finalize(
         claim=claim,
@@ -52,7 +52,7 @@ def test_submit_returns_202_with_job_and_places_hold(api_client, tenant, grant, 
     assert len(callbacks) == 1  # the task is enqueued only after commit
     account = BalanceAccount.objects.get(tenant=tenant)
     assert (account.available, account.held) == (984, 16)
-    assert LedgerEntry.objects.filter(kind="hold", job_id=body["id"]).count() == 1
+    assert LedgerEntry.objects.filter(kind="hold", transcription_id=body["id"]).count() == 1
     assert_ledger_consistent(tenant)
 
 
@@ -282,7 +282,7 @@ def test_delete_removes_audio_and_text_keeps_ledger(api_client, tenant, grant, d
     assert job.text == "" and job.audio.name == "" and job.deleted_at is not None
     assert not os.path.exists(path)
     assert api_client.get(f"/api/v1/transcriptions/{job.pk}").status_code == 404
-    assert LedgerEntry.objects.filter(job=job, kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription=job, kind="debit").count() == 1
     assert_ledger_consistent(tenant)
 
 
@@ -378,9 +378,9 @@ def test_unloadable_model_fails_job_uncharged_and_fast(api_client, tenant, grant
         ids = [
             submit(api_client, vad="false", hotwords=f"w{i}").json()["id"] for i in range(2)
         ]  # no VAD: the model must run
-        assert services.transcription_run(job_id=ids[0]) == "failed"
+        assert services.transcription_run(transcription_id=ids[0]) == "failed"
         started = time.monotonic()
-        assert services.transcription_run(job_id=ids[1]) == "failed"
+        assert services.transcription_run(transcription_id=ids[1]) == "failed"
         assert time.monotonic() - started < 2
     finally:
         reset_engines()

@@ -10,7 +10,9 @@ import pytest
 
 from portal.errors import AudioTooLong, UnsupportedAudio
 from tests import audio_samples as samples
-from transcription.audio import SAMPLE_RATE, decode, probe, speech_probabilities, speech_regions
+from tests.audio_samples import decode_all as decode
+from transcription.audio import SAMPLE_RATE, probe
+from transcription.vad import speech_probabilities, speech_regions
 
 FORMATS = ("wav", "mp3", "m4a", "flac", "ogg", "opus", "webm", "mp4")
 

@@ -84,7 +84,7 @@ def test_upload_to_transcript_with_real_words(live_server, asr_worker, tenant, a
     assert vtt.text.startswith("WEBVTT\n\n") and "-->" in vtt.text
     account = BalanceAccount.objects.get(tenant=tenant)
     assert account.available == 10_000 - job["usage"]["billed_tokens"] and account.held == 0
-    assert LedgerEntry.objects.filter(job_id=job["id"], kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription_id=job["id"], kind="debit").count() == 1
     assert_ledger_consistent(tenant)
     row = Transcription.objects.get(pk=job["id"])
     assert row.decode_ms is not None and row.asr_ms is not None and row.attempt == 1
@@ -163,7 +163,7 @@ def test_worker_killed_mid_job_is_recovered_once(live_server, tenant, api_key, g
     account = BalanceAccount.objects.get(tenant=tenant)
     assert account.held == job.held_tokens  # the hold is still there, not leaked, not charged
     time.sleep(3.5)  # lease expires
-    assert services.transcriptions_sweep()["requeued"] == 1
+    assert services.transcription_sweep()["requeued"] == 1
     job.refresh_from_db()
     assert job.status == "queued"
     second = WorkerProcess()
@@ -172,11 +172,11 @@ def test_worker_killed_mid_job_is_recovered_once(live_server, tenant, api_key, g
     finally:
         second.stop()
     assert body["status"] == "succeeded" and body["attempts"] == 2
-    assert LedgerEntry.objects.filter(job_id=job_id, kind="debit").count() == 1
-    assert LedgerEntry.objects.filter(job_id=job_id, kind="hold").count() == 1
+    assert LedgerEntry.objects.filter(transcription_id=job_id, kind="debit").count() == 1
+    assert LedgerEntry.objects.filter(transcription_id=job_id, kind="hold").count() == 1
     # A late re-delivery of the task (django-q2 may deliver twice) changes nothing.
-    assert services.transcription_run(job_id=job_id) == "skipped"
-    assert LedgerEntry.objects.filter(job_id=job_id, kind="debit").count() == 1
+    assert services.transcription_run(transcription_id=job_id) == "skipped"
+    assert LedgerEntry.objects.filter(transcription_id=job_id, kind="debit").count() == 1
     assert_ledger_consistent(tenant)
 
 

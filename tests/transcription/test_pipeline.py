@@ -9,9 +9,11 @@ import pytest
 
 from portal.errors import AudioTooLong
 from tests import audio_samples as samples
-from transcription.audio import SAMPLE_RATE, VAD_FRAME, decode, decode_stream
+from tests.audio_samples import decode_all as decode
+from transcription.audio import SAMPLE_RATE, decode_stream
 from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions
-from transcription.pipeline import MAX_CARRY_S, choose_cut, recognize_file
+from transcription.pipeline import MAX_CARRY_S, choose_cut, recognize_file, recognize_samples
+from transcription.vad import VAD_FRAME
 
 SR = SAMPLE_RATE
 
@@ -42,16 +44,6 @@ class RecordingEngine(BaseEngine):
             asr_ms=1,
             model=self.name,
         )
-
-
-class TranscribeOnlyEngine(BaseEngine):
-    """An engine without transcribe_regions: the base class's fallback must shift its times."""
-
-    name = "plain"
-
-    def transcribe(self, audio, *, options, progress=None) -> EngineResult:
-        seg = Segment(start=0.25, end=audio.shape[0] / SR, text="w")
-        return EngineResult("w", (seg,), "", audio.shape[0] / SR, audio.shape[0] / SR, 0, 0, self.name)
 
 
 @pytest.fixture(scope="module")
@@ -212,14 +204,6 @@ def test_silence_makes_no_engine_calls(tmp_path):
     assert seen[-1] == 1.0
 
 
-def test_engines_without_transcribe_regions_fall_back_to_transcribe(tmp_path):
-    result = TranscribeOnlyEngine().transcribe_regions(
-        np.zeros(SR, dtype=np.float32), regions=[(0, SR)], options=TranscribeOptions(), offset_s=10.0
-    )
-
-    assert (result.segments[0].start, result.segments[0].end) == (10.25, 11.0)
-
-
 def test_progress_is_monotonic_and_ends_at_one(tmp_path, zh_park):
     audio = np.concatenate([samples.silence(1.0), zh_park, samples.silence(3.0), zh_park, samples.silence(2.0)])
     path = samples.write_wav(tmp_path / "p.wav", audio)
@@ -292,7 +276,7 @@ def test_streaming_equals_whole_file_with_speech_across_chunk_boundaries(
     options = TranscribeOptions()
 
     # When it is recognized whole and streamed
-    whole = engine.transcribe(decode(path, max_seconds=60).samples, options=options)
+    whole = recognize_samples(decode(path, max_seconds=60).samples, engine=engine, options=options)
     streamed = recognize_file(path, engine=engine, options=options, max_seconds=60, chunk_seconds=chunk_seconds)
 
     # Then the words are the same and the times agree within 50 ms

@@ -16,10 +16,11 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from billing.models import BalanceAccount, LedgerEntry
 from billing.services import hold_amount
 from tests import audio_samples as samples
+from tests.audio_samples import decode_all as decode
 from tests.conftest import assert_ledger_consistent
 from tests.transcription.test_pipeline import RecordingEngine
 from transcription import services
-from transcription.audio import decode, probe
+from transcription.audio import probe
 from transcription.engines.base import TranscribeOptions
 from transcription.models import Transcription
 from transcription.pipeline import recognize_file
@@ -106,11 +107,11 @@ def test_worker_extends_the_hold_before_recognizing_audio_past_it(
 ):
     grant(tenant, 10_000)
     job_id = _submit_short_probed(api_client, lying)
-    assert services.transcription_run(job_id=job_id) == "succeeded"
+    assert services.transcription_run(transcription_id=job_id) == "succeeded"
     job = Transcription.objects.get(pk=job_id)
     assert job.duration_s == pytest.approx(SECONDS, abs=0.1)
     assert job.held_tokens >= hold_amount(duration_s=SECONDS - 0.5)
-    extensions = LedgerEntry.objects.filter(job=job, kind="hold_extend")
+    extensions = LedgerEntry.objects.filter(transcription=job, kind="hold_extend")
     assert extensions.count() == 1
     assert extensions.get().held_delta == job.held_tokens - hold_amount(duration_s=1.0)
     assert job.billed_tokens == min(job.tokens, job.held_tokens)
@@ -136,12 +137,12 @@ def test_worker_fails_uncharged_when_the_balance_cannot_cover_the_real_length(
         return real(self, *args, **kwargs)
 
     monkeypatch.setattr(engine, "transcribe_regions", spy)
-    assert services.transcription_run(job_id=job_id) == "failed"
+    assert services.transcription_run(transcription_id=job_id) == "failed"
     job = Transcription.objects.get(pk=job_id)
     assert job.error_code == "insufficient_balance"
     assert "not charged" in job.error_message
     assert calls == []  # nothing past the hold was recognized
-    assert not LedgerEntry.objects.filter(job=job, kind__in=["debit", "hold_extend"]).exists()
+    assert not LedgerEntry.objects.filter(transcription=job, kind__in=["debit", "hold_extend"]).exists()
     account = BalanceAccount.objects.get(tenant=tenant)
     assert (account.available, account.held) == (hold_amount(duration_s=1.0) + 5, 0)
     assert_ledger_consistent(tenant)
@@ -152,7 +153,7 @@ def test_a_cache_hit_holds_what_the_cached_result_decoded(api_client, tenant, gr
     """The same file again answers from the cache: its hold covers the stored result's real length."""
     grant(tenant, 10_000)
     first = api_client.post("/api/v1/transcriptions", {"file": _upload(lying[("mkv", "true")])}, format="multipart")
-    assert services.transcription_run(job_id=first.json()["id"]) == "succeeded"
+    assert services.transcription_run(transcription_id=first.json()["id"]) == "succeeded"
     import transcription.audio as audio
 
     real = audio.probe

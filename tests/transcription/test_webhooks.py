@@ -75,7 +75,7 @@ def _finished_job(tenant, url, django_capture_on_commit_callbacks):
     job = services.transcription_create(
         tenant=tenant, uploaded_file=SimpleUploadedFile("a.wav", tone_wav(1.0)), options={}, webhook_url=url
     )
-    claim = services.transcription_claim(job_id=job.pk)
+    claim = services.transcription_claim(transcription_id=job.pk)
     with django_capture_on_commit_callbacks(execute=False) as callbacks:
         services.transcription_finalize(claim=claim, text="hello there", segments=[], language="en", duration_s=1.0)
     assert len(callbacks) == 1  # the webhook is queued only once the result is committed
@@ -85,7 +85,7 @@ def _finished_job(tenant, url, django_capture_on_commit_callbacks):
 def test_webhook_is_signed_and_verifiable(tenant, receiver, django_capture_on_commit_callbacks):
     r = receiver(200)
     job = _finished_job(tenant, r.url, django_capture_on_commit_callbacks)
-    assert services.webhook_deliver(job_id=job.pk) is True
+    assert services.webhook_deliver(transcription_id=job.pk) is True
     headers, body = r.requests[0]
     sig = headers["Tingxie-Signature"]
     ts = sig.split(",")[0].removeprefix("t=")
@@ -101,10 +101,10 @@ def test_webhook_is_signed_and_verifiable(tenant, receiver, django_capture_on_co
 def test_failed_delivery_is_retried_with_backoff(tenant, receiver, django_capture_on_commit_callbacks):
     r = receiver(500, 200)
     job = _finished_job(tenant, r.url, django_capture_on_commit_callbacks)
-    assert services.webhook_deliver(job_id=job.pk) is False
+    assert services.webhook_deliver(transcription_id=job.pk) is False
     retry = Schedule.objects.get(name=f"webhook-{job.pk}-2")
     assert retry.func == "transcription.tasks.webhook_deliver_task"
-    assert services.webhook_deliver(job_id=job.pk, attempt=2) is True
+    assert services.webhook_deliver(transcription_id=job.pk, attempt=2) is True
     job.refresh_from_db()
     assert job.webhook_status == "delivered" and job.webhook_attempts == 2
 
@@ -112,7 +112,7 @@ def test_failed_delivery_is_retried_with_backoff(tenant, receiver, django_captur
 def test_gives_up_after_the_last_backoff(tenant, django_capture_on_commit_callbacks):
     job = _finished_job(tenant, "http://127.0.0.1:9/unreachable", django_capture_on_commit_callbacks)
     last = len(services.WEBHOOK_BACKOFF) + 1
-    assert services.webhook_deliver(job_id=job.pk, attempt=last) is False
+    assert services.webhook_deliver(transcription_id=job.pk, attempt=last) is False
     assert not Schedule.objects.filter(name=f"webhook-{job.pk}-{last + 1}").exists()
     assert Transcription.objects.get(pk=job.pk).webhook_status == "failed"
 
@@ -125,7 +125,7 @@ def test_private_network_targets_are_refused(tenant, receiver, settings, django_
         with pytest.raises(BlockedTarget):
             resolve_public(blocked, 80)
     assert resolve_public("8.8.8.8", 80) == ["8.8.8.8"]
-    assert services.webhook_deliver(job_id=job.pk) is False
+    assert services.webhook_deliver(transcription_id=job.pk) is False
     assert r.requests == []  # nothing was sent
     assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"
     assert not Schedule.objects.filter(name__startswith=f"webhook-{job.pk}").exists()
@@ -135,7 +135,7 @@ def test_redirects_are_not_followed(tenant, receiver, django_capture_on_commit_c
     target = receiver(200)
     redirecting = receiver((302, target.url))
     job = _finished_job(tenant, redirecting.url, django_capture_on_commit_callbacks)
-    assert services.webhook_deliver(job_id=job.pk) is False
+    assert services.webhook_deliver(transcription_id=job.pk) is False
     assert target.requests == [] and len(redirecting.requests) == 1
     assert Transcription.objects.get(pk=job.pk).webhook_status == "retrying"
 
@@ -197,7 +197,7 @@ def test_delivery_connects_only_to_the_address_it_checked(
 
     monkeypatch.setattr(outbound.socket, "getaddrinfo", rebinding)
     monkeypatch.setattr(outbound.socket, "create_connection", create_connection)
-    assert services.webhook_deliver(job_id=job.pk) is False
+    assert services.webhook_deliver(transcription_id=job.pk) is False
     assert connected == ["93.184.216.34"]
     assert r.requests == []
     assert Transcription.objects.get(pk=job.pk).webhook_status == "retrying"
@@ -220,5 +220,5 @@ def test_a_name_with_any_private_address_is_blocked(
             (socket.AF_INET6, socket.SOCK_STREAM, 6, "", ("64:ff9b::a00:1", 443, 0, 0)),
         ],
     )
-    assert services.webhook_deliver(job_id=job.pk) is False
+    assert services.webhook_deliver(transcription_id=job.pk) is False
     assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"

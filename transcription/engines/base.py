@@ -1,7 +1,8 @@
 """The engine interface: what the rest of Tingxie knows about speech recognition.
 
-An engine turns decoded audio (16 kHz mono float32 numpy) into text with segment times.
-Implementations must:
+An engine recognizes speech regions of decoded audio (16 kHz mono float32 numpy) and returns text with
+segment times; finding the regions, cutting windows and voting on the language is the pipeline's job
+(transcription.pipeline). Implementations must:
 - never receive or open a user-supplied path or URL (they get arrays only);
 - load their model lazily, once per process, on first use (never at import);
 - call `progress(fraction)` with 0..1 as batches complete (it may raise to abort);
@@ -13,12 +14,13 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 
 import numpy as np
 
-SAMPLE_RATE = 16_000
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u9fff\uac00-\ud7af\uf900-\ufaff]")
+from billing.tokens import CJK_CLASS
+
+_CJK = re.compile(CJK_CLASS)
 
 
 @dataclass(frozen=True)
@@ -50,6 +52,7 @@ class EngineResult:
     asr_ms: int
     model: str
     extra: dict = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()  # for the caller, e.g. hotwords this model cannot use
 
 
 ProgressCallback = Callable[[float], None]
@@ -75,17 +78,12 @@ def join_texts(parts: list[str]) -> str:
 
 
 class BaseEngine:
-    """Subclasses implement `transcribe`; `name` identifies the model for cache keys and holds."""
+    """Subclasses implement `transcribe_regions`; `name` identifies the model for cache keys and holds."""
 
     name: str = ""
 
     def __init__(self, **options) -> None:
         self.options = options
-
-    def transcribe(
-        self, audio: np.ndarray, *, options: TranscribeOptions, progress: ProgressCallback | None = None
-    ) -> EngineResult:
-        raise NotImplementedError("Engines must implement transcribe().")
 
     def transcribe_regions(
         self,
@@ -96,16 +94,13 @@ class BaseEngine:
         offset_s: float = 0.0,
         progress: ProgressCallback | None = None,
     ) -> EngineResult:
-        """Recognize one window of a longer recording whose speech was already found (streaming pipeline).
+        """Recognize one window of a recording whose speech the pipeline already found.
 
         `regions` are speech (start, end) sample ranges inside `audio` (None: recognize all of it, as with
         options.vad off); segment times come back shifted by `offset_s`, the window's place on the original
-        timeline. Optional: this default ignores `regions`, runs transcribe() on the window and shifts the
-        times, which is correct but repeats the VAD.
+        timeline.
         """
-        result = self.transcribe(audio, options=options, progress=progress)
-        segments = tuple(replace(s, start=s.start + offset_s, end=s.end + offset_s) for s in result.segments)
-        return replace(result, segments=segments)
+        raise NotImplementedError("Engines must implement transcribe_regions().")
 
     def close(self) -> None:
         """Release model memory (GPU caches included). Optional."""

@@ -15,8 +15,8 @@ from pathlib import Path
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
+from transcription.constants import LANGUAGES, SAMPLE_RATE
 from transcription.engines.base import (
-    SAMPLE_RATE,
     BaseEngine,
     EngineResult,
     EngineUnavailable,
@@ -25,16 +25,10 @@ from transcription.engines.base import (
     TranscribeOptions,
     join_texts,
 )
+from transcription.engines.funasr_text import parse_tags, plan_batches, plan_pieces
 
 logger = logging.getLogger(__name__)
 
-LANGUAGES = {"auto", "zh", "en", "yue", "ja", "ko"}
-_TAG = re.compile(r"<\|([^|<>]*)\|>")
-_TAG_LANGUAGES = {"zh", "en", "yue", "ja", "ko", "nospeech"}
-_TAG_EMOTIONS = {"HAPPY", "SAD", "ANGRY", "NEUTRAL", "FEARFUL", "DISGUSTED", "SURPRISED", "EMO_UNKNOWN"}
-_TAG_TEXTNORM = {"withitn", "woitn"}
-# Events other than plain speech become Segment.events ("bgm", "laughter", ...).
-_QUIET_EVENTS = {"Speech", "Event_UNK"}
 _NANO_LANGUAGE = {"zh": "中文", "en": "英文", "yue": "粤语", "ja": "日文", "ko": "韩文"}
 
 MAX_SEGMENT_S = 30.0  # longest piece given to the model in one go (VAD regions longer than this are split)
@@ -84,61 +78,6 @@ def _malloc_trim() -> None:
         ctypes.CDLL("libc.so.6").malloc_trim(0)
     except (OSError, AttributeError):
         pass  # not glibc: nothing to trim
-
-
-def parse_tags(raw: str) -> tuple[str, str, str, tuple[str, ...]]:
-    """Split a SenseVoice result into (text, language, emotion, events); the text keeps no tags."""
-    language, emotion, events = "", "", []
-    for tag in _TAG.findall(raw):
-        if tag in _TAG_LANGUAGES:
-            language = "" if tag == "nospeech" else tag
-        elif tag in _TAG_EMOTIONS:
-            emotion = "" if tag == "EMO_UNKNOWN" else tag.lower()
-        elif tag in _TAG_TEXTNORM or tag in _QUIET_EVENTS:
-            continue
-        elif tag.lower() not in events:
-            events.append(tag.lower())
-    text = _TAG.sub("", raw)
-    return tidy_spaces(text), language, emotion, tuple(events)
-
-
-def tidy_spaces(text: str) -> str:
-    """Collapse whitespace and drop spaces between CJK characters (Paraformer spaces every character)."""
-    text = " ".join(text.split())
-    return re.sub(
-        r"(?<=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef]) (?=[\u3000-\u9fff\uac00-\ud7af\uff00-\uffef])", "", text
-    )
-
-
-def plan_pieces(regions: list[tuple[int, int]], *, merge_gap: int, max_len: int) -> list[tuple[int, int]]:
-    """Merge close regions (up to max_len) and split any longer region into near-equal pieces."""
-    merged: list[tuple[int, int]] = []
-    for start, end in regions:
-        if merged and start - merged[-1][1] <= merge_gap and end - merged[-1][0] <= max_len:
-            merged[-1] = (merged[-1][0], end)
-        else:
-            merged.append((start, end))
-    pieces: list[tuple[int, int]] = []
-    for start, end in merged:
-        count = max(1, -(-(end - start) // max_len))
-        step = -(-(end - start) // count)
-        pieces.extend((s, min(end, s + step)) for s in range(start, end, step))
-    return pieces
-
-
-def plan_batches(pieces: list[tuple[int, int]], *, budget: int) -> list[list[tuple[int, int]]]:
-    """Consecutive pieces grouped so each batch holds at most `budget` samples (and at least one piece)."""
-    batches: list[list[tuple[int, int]]] = []
-    size = 0
-    for piece in pieces:
-        length = piece[1] - piece[0]
-        if batches and size + length <= budget:
-            batches[-1].append(piece)
-            size += length
-        else:
-            batches.append([piece])
-            size = length
-    return batches
 
 
 class FunASREngine(BaseEngine):
@@ -278,9 +217,10 @@ class FunASREngine(BaseEngine):
                 _malloc_trim()
 
     # --- recognition ------------------------------------------------------------------------------------
-    def _generate_kwargs(self, options: TranscribeOptions) -> tuple[dict, dict]:
+    def _generate_kwargs(self, options: TranscribeOptions) -> tuple[dict, tuple[str, ...]]:
+        """funasr generate() arguments for these options, and warnings for what the model cannot honour."""
         kwargs: dict = {}
-        extra: dict = {}
+        warnings: tuple[str, ...] = ()
         language = options.language if options.language in LANGUAGES else "auto"
         kind = self._configured_class()
         if kind == "FunASRNano":
@@ -297,8 +237,8 @@ class FunASREngine(BaseEngine):
             elif mode == "list":
                 kwargs["hotwords"] = list(options.hotwords)
             else:
-                extra["hotwords_ignored"] = f"{kind or self.name} does not support hotwords; they were not used."
-        return kwargs, extra
+                warnings = (f"The model {kind or self.name} does not support hotwords; they were not used.",)
+        return kwargs, warnings
 
     def _recognize(self, pieces: list[np.ndarray], kwargs: dict, offset: int) -> list[str]:
         model = self.load()
@@ -310,17 +250,6 @@ class FunASREngine(BaseEngine):
             raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
         return [str(result.get("text", "")) for result in results]
 
-    def transcribe(
-        self, audio: np.ndarray, *, options: TranscribeOptions, progress: ProgressCallback | None = None
-    ) -> EngineResult:
-        from transcription.audio import speech_regions
-
-        samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
-        vad_started = time.perf_counter()
-        speech = speech_regions(samples, min_silence_ms=200) if options.vad and samples.shape[0] else []
-        vad_ms = int((time.perf_counter() - vad_started) * 1000) if options.vad else 0
-        return self._run(samples, speech if options.vad else None, options, progress, offset=0, vad_ms=vad_ms)
-
     def transcribe_regions(
         self,
         audio: np.ndarray,
@@ -330,13 +259,22 @@ class FunASREngine(BaseEngine):
         offset_s: float = 0.0,
         progress: ProgressCallback | None = None,
     ) -> EngineResult:
-        """transcribe() with the VAD already done by the caller (regions=None: no VAD); times shifted by offset_s."""
+        """Recognize the speech regions the pipeline found (regions=None: all of it); times shifted by offset_s."""
         samples = np.ascontiguousarray(audio, dtype=np.float32).reshape(-1)
         total = samples.shape[0]
         clipped = [(max(0, int(s)), min(total, int(e))) for s, e in regions] if regions is not None else None
         clipped = [(s, e) for s, e in clipped if e > s] if clipped is not None else None
         offset = int(round(offset_s * SAMPLE_RATE))
-        return self._run(samples, clipped, options, progress, offset=offset, vad_ms=0)
+        return self._run(samples, clipped, options, progress, offset=offset)
+
+    def _plan(self, total: int, found: list[tuple[int, int]] | None) -> list[tuple[int, int]]:
+        """Pieces to recognize: the speech regions merged and split to MAX_SEGMENT_S (None: the whole audio)."""
+        max_len = int(MAX_SEGMENT_S * SAMPLE_RATE)
+        if total == 0:
+            return []
+        if found is not None:
+            return plan_pieces(found, merge_gap=int(MERGE_GAP_S * SAMPLE_RATE), max_len=max_len)
+        return plan_pieces([(0, total)], merge_gap=0, max_len=min(max_len, int(self.batch_size_s * SAMPLE_RATE)))
 
     def _run(
         self,
@@ -346,25 +284,14 @@ class FunASREngine(BaseEngine):
         progress: ProgressCallback | None,
         *,
         offset: int,
-        vad_ms: int,
     ) -> EngineResult:
-        """Plan pieces from the speech regions found (None: the whole audio), recognize them in batches, build the result.
-
-        `offset` (samples) places the audio on the original timeline.
-        """
-        total = samples.shape[0]
-        audio_s = total / SAMPLE_RATE
-        max_len = int(MAX_SEGMENT_S * SAMPLE_RATE)
-        if total == 0:
-            regions: list[tuple[int, int]] = []
-        elif found is not None:
-            regions = plan_pieces(found, merge_gap=int(MERGE_GAP_S * SAMPLE_RATE), max_len=max_len)
-        else:
-            regions = plan_pieces([(0, total)], merge_gap=0, max_len=min(max_len, int(self.batch_size_s * SAMPLE_RATE)))
+        """Recognize the planned pieces in batches and build the result; `offset` (samples) places the audio
+        on the original timeline."""
+        audio_s = samples.shape[0] / SAMPLE_RATE
+        regions = self._plan(samples.shape[0], found)
         speech = sum(e - s for s, e in regions)
-        kwargs, extra = self._generate_kwargs(options)
+        kwargs, warnings = self._generate_kwargs(options)
         batches = plan_batches(regions, budget=max(1, int(self.batch_size_s * SAMPLE_RATE)))
-
         if batches:
             self.load()  # not counted in asr_ms
         segments: list[Segment] = []
@@ -372,19 +299,7 @@ class FunASREngine(BaseEngine):
         asr_started = time.perf_counter()
         for batch in batches:
             texts = self._recognize([samples[s:e] for s, e in batch], kwargs, offset=len(segments))
-            for (start, end), raw in zip(batch, texts, strict=True):
-                text, language, emotion, events = parse_tags(raw)
-                if text:
-                    segments.append(
-                        Segment(
-                            start=round((offset + start) / SAMPLE_RATE, 3),
-                            end=round((offset + end) / SAMPLE_RATE, 3),
-                            text=text,
-                            language=language,
-                            emotion=emotion,
-                            events=events,
-                        )
-                    )
+            segments.extend(_segments(batch, texts, offset))
             done += sum(e - s for s, e in batch)
             if progress is not None:
                 progress(min(1.0, done / speech) if speech else 1.0)
@@ -395,24 +310,39 @@ class FunASREngine(BaseEngine):
             import torch
 
             torch.cuda.empty_cache()
-
         weights = Counter()
         for seg in segments:
             if seg.language:
                 weights[seg.language] += seg.end - seg.start
-        if weights:
-            language = weights.most_common(1)[0][0]
-        else:
-            language = "" if options.language == "auto" else options.language
-        extra.update({"device": self.device, "model_class": self.model_class, "pieces": len(regions)})
+        language = weights.most_common(1)[0][0] if weights else ("" if options.language == "auto" else options.language)
         return EngineResult(
             text=join_texts([seg.text for seg in segments]),
             segments=tuple(segments),
             language=language,
             audio_s=round(audio_s, 3),
             speech_s=round(speech / SAMPLE_RATE, 3),
-            vad_ms=vad_ms,
+            vad_ms=0,
             asr_ms=asr_ms,
             model=self.name,
-            extra=extra,
+            extra={"device": self.device, "model_class": self.model_class, "pieces": len(regions)},
+            warnings=warnings,
         )
+
+
+def _segments(batch: list[tuple[int, int]], texts: list[str], offset: int) -> list[Segment]:
+    """Segments for a recognized batch on the original timeline; pieces without text are dropped."""
+    out = []
+    for (start, end), raw in zip(batch, texts, strict=True):
+        text, language, emotion, events = parse_tags(raw)
+        if text:
+            out.append(
+                Segment(
+                    start=round((offset + start) / SAMPLE_RATE, 3),
+                    end=round((offset + end) / SAMPLE_RATE, 3),
+                    text=text,
+                    language=language,
+                    emotion=emotion,
+                    events=events,
+                )
+            )
+    return out

@@ -1,0 +1,50 @@
+"""Writes for transcriptions, one module per seam:
+
+- submit: validate, store, hold and queue (idempotency, cache);
+- lifecycle: the worker side (claim, heartbeat, hold cover, run, finalize, fail), cancel, delete, sweep;
+- webhooks: signed result delivery with backoff;
+- hotwords: saved lists and the one merge rule;
+- common: the row lock and the task hops they share.
+"""
+
+from transcription.services.common import LeaseLost, transcription_enqueue, transcription_lock, webhook_enqueue
+from transcription.services.hotwords import hotword_list_save, hotwords_merge
+from transcription.services.lifecycle import (
+    Claim,
+    transcription_cancel,
+    transcription_claim,
+    transcription_delete,
+    transcription_fail,
+    transcription_finalize,
+    transcription_heartbeat,
+    transcription_hold_cover,
+    transcription_run,
+    transcription_sweep,
+)
+from transcription.services.submit import options_normalize, transcription_create
+from transcription.services.webhooks import WEBHOOK_BACKOFF, webhook_deliver, webhook_payload, webhook_sign
+
+__all__ = [
+    "WEBHOOK_BACKOFF",
+    "Claim",
+    "LeaseLost",
+    "hotword_list_save",
+    "hotwords_merge",
+    "options_normalize",
+    "transcription_cancel",
+    "transcription_claim",
+    "transcription_create",
+    "transcription_delete",
+    "transcription_enqueue",
+    "transcription_fail",
+    "transcription_finalize",
+    "transcription_heartbeat",
+    "transcription_hold_cover",
+    "transcription_lock",
+    "transcription_run",
+    "transcription_sweep",
+    "webhook_deliver",
+    "webhook_enqueue",
+    "webhook_payload",
+    "webhook_sign",
+]

@@ -1,0 +1,358 @@
+"""A transcription's life on the worker side: claim, heartbeat, recognize, finalize or fail; cancel, delete, sweep.
+
+The row is the truth. A task claims a transcription under a row lock (attempt + lease), and its result is
+stored only if its attempt is still current, in one transaction with the money (hold -> debit).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+from datetime import timedelta
+
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from billing import tokens as token_rule
+from billing.services import hold_amount, hold_extend, hold_release, hold_settle
+from portal.errors import Conflict, DomainError
+from transcription.models import Transcription
+from transcription.services.common import (
+    LeaseLost,
+    Status,
+    audio_discard,
+    transcription_enqueue,
+    transcription_lock,
+    webhook_enqueue,
+)
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Claim:
+    transcription_id: object
+    attempt: int
+
+
+def _lease_until():
+    return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
+
+
+def transcription_claim(*, transcription_id) -> Claim | None:
+    """Take the transcription for one attempt under a row lock; None if there is nothing to do."""
+    with transaction.atomic():
+        try:
+            t = transcription_lock(transcription_id=transcription_id)
+        except Transcription.DoesNotExist:
+            return None
+        now = timezone.now()
+        runnable = t.status == Status.QUEUED or (
+            t.status == Status.RUNNING and t.lease_expires_at is not None and t.lease_expires_at < now
+        )
+        if not runnable:
+            return None
+        if t.attempt >= settings.JOB_MAX_ATTEMPTS:
+            _fail_locked(t, "worker_lost", _attempts_message(t))
+            return None
+        t.attempt += 1
+        t.status = Status.RUNNING
+        t.lease_expires_at = _lease_until()
+        t.progress = 0.0
+        t.started_at = t.started_at or now
+        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        _last_beat.clear()
+        _last_beat[(t.pk, t.attempt)] = time.monotonic()
+        return Claim(transcription_id=t.pk, attempt=t.attempt)
+
+
+HEARTBEAT_MIN_INTERVAL_S = 0.5
+_last_beat: dict = {}
+
+
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+    """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
+
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
+    far longer), so short transcriptions cost one claim and one finalize transaction.
+    """
+    key = (claim.transcription_id, claim.attempt)
+    now = time.monotonic()
+    if not force and now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        return
+    _last_beat.clear()
+    _last_beat[key] = now
+    updated = Transcription.objects.filter(
+        pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
+    ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
+    if not updated:
+        raise LeaseLost(str(claim.transcription_id))
+
+
+# Decoders emit a little more than the packets promise (priming, resampler tails): that much is not re-held.
+HOLD_SLACK_S = 0.5
+
+
+def transcription_hold_cover(*, claim: Claim, duration_s: float) -> int:
+    """Make the hold cover `duration_s` of decoded audio before it is recognized; returns the hold.
+
+    Raises LeaseLost when the attempt is no longer current and InsufficientBalance (402: the transcription
+    then fails uncharged) when the tenant cannot cover the extra tokens.
+    """
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=claim.transcription_id)
+        if t.status != Status.RUNNING or t.attempt != claim.attempt:
+            raise LeaseLost(str(claim.transcription_id))
+        needed = hold_amount(duration_s=duration_s, model=t.model)
+        if needed > t.held_tokens:
+            hold_extend(tenant_id=t.tenant_id, reference=t.pk, tokens=needed - t.held_tokens)
+            logger.warning(
+                "Transcription %s: decoded %.1f s but the upload probed %.1f s; hold extended %s -> %s tokens",
+                t.pk, duration_s, t.probed_duration_s or 0.0, t.held_tokens, needed,
+            )  # fmt: skip
+            t.held_tokens = needed
+            t.save(update_fields=["held_tokens"])
+        return t.held_tokens
+
+
+def _hold_guard(claim: Claim, t: Transcription):
+    """The pipeline's `admit` callback: extend the hold only when decoding passes what it already covers."""
+    covered = {"tokens": t.held_tokens}
+
+    def admit(decoded_s: float) -> None:
+        if hold_amount(duration_s=max(0.0, decoded_s - HOLD_SLACK_S), model=t.model) > covered["tokens"]:
+            covered["tokens"] = transcription_hold_cover(claim=claim, duration_s=decoded_s)
+
+    return admit
+
+
+def _recognize(claim: Claim, t: Transcription):
+    """Run the one recognition path (decode in chunks, VAD, windows, engine) on the stored audio."""
+    from transcription.engines import get_engine
+    from transcription.engines.base import TranscribeOptions
+    from transcription.pipeline import recognize_file
+
+    opts = t.options
+    return recognize_file(
+        t.audio.path,
+        engine=get_engine(),
+        options=TranscribeOptions(
+            language=opts.get("language", "auto"),
+            itn=opts.get("itn", True),
+            vad=opts.get("vad", True),
+            hotwords=tuple(opts.get("hotwords", [])),
+        ),
+        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+        max_seconds=settings.MAX_AUDIO_SECONDS,
+        expected_s=t.probed_duration_s or None,
+        admit=_hold_guard(claim, t),
+    )
+
+
+UNAVAILABLE_MESSAGE = (
+    "The speech model is not available on the worker right now. You were not charged; "
+    "retry later, or contact support with the transcription id."
+)
+CRASH_MESSAGE = (
+    "Recognition failed on the worker. You were not charged; retry, or contact support with the transcription id."
+)
+
+
+def _failure(exc: BaseException, transcription_id, attempt: int) -> tuple[str, str] | None:
+    """(code, message) for an exception raised while recognizing; None when the attempt just stops."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    from transcription.engines.base import EngineUnavailable
+
+    if isinstance(exc, LeaseLost):
+        return None
+    if isinstance(exc, EngineUnavailable | ImproperlyConfigured):
+        logger.error("Transcription %s: the ASR model is unavailable: %s", transcription_id, exc)
+        return "model_unavailable", UNAVAILABLE_MESSAGE
+    if isinstance(exc, DomainError):
+        return exc.code, exc.message
+    if isinstance(exc, FileNotFoundError):
+        return "audio_missing", "The stored audio is gone; upload it again."
+    logger.error("Transcription %s attempt %s crashed", transcription_id, attempt, exc_info=exc)
+    return "internal_error", CRASH_MESSAGE
+
+
+def transcription_run(*, transcription_id) -> str:
+    """Claim, decode, recognize and finalize one transcription. Returns what happened (for logs and tests)."""
+    claim = transcription_claim(transcription_id=transcription_id)
+    if claim is None:
+        return "skipped"
+    t = Transcription.objects.get(pk=transcription_id)
+    try:
+        result = _recognize(claim, t)
+    except Exception as exc:  # noqa: BLE001 - every failure ends the attempt with a reason (see _failure)
+        failure = _failure(exc, transcription_id, claim.attempt)
+        if failure is None:
+            return "lease_lost"
+        transcription_fail(
+            transcription_id=transcription_id, attempt=claim.attempt, code=failure[0], message=failure[1]
+        )
+        return "failed"
+    done = transcription_finalize(
+        claim=claim,
+        text=result.text,
+        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        language=result.language,
+        duration_s=result.duration_s,
+        truncated=result.truncated,
+        decode_ms=result.decode_ms,
+        vad_ms=result.vad_ms,
+        asr_ms=result.asr_ms,
+        speech_s=result.speech_s,
+        model=result.model,
+        warnings=list(result.warnings),
+    )
+    return "succeeded" if done else "stale"
+
+
+FINAL_FIELDS = [
+    "billed_tokens", "tokens", "token_rule", "text", "segments", "language", "duration_s", "truncated", "decode_ms",
+    "vad_ms", "asr_ms", "speech_s", "model", "warnings", "status", "progress", "lease_expires_at", "finished_at",
+]  # fmt: skip
+
+
+def transcription_finalize(
+    *,
+    claim: Claim,
+    text: str,
+    segments: list[dict],
+    language: str,
+    duration_s: float,
+    truncated: bool = False,
+    decode_ms: int | None = None,
+    vad_ms: int | None = None,
+    asr_ms: int | None = None,
+    speech_s: float | None = None,
+    model: str | None = None,
+    warnings: list[str] | None = None,
+) -> bool:
+    """Store the result and settle the money in one transaction, only if the attempt is current.
+
+    `model` is what the worker actually ran (recorded on the row; cache hits match on it).
+    """
+    tokens = token_rule.count(text)
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=claim.transcription_id)
+        if t.status != Status.RUNNING or t.attempt != claim.attempt:
+            return False
+        t.billed_tokens, _ = hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens, tokens=tokens)
+        t.tokens = tokens
+        t.token_rule = token_rule.RULE_VERSION
+        t.text, t.segments, t.language = text, segments, language
+        t.duration_s, t.truncated = duration_s, truncated
+        t.decode_ms, t.vad_ms, t.asr_ms, t.speech_s = decode_ms, vad_ms, asr_ms, speech_s
+        t.model = model or t.model
+        t.warnings = list(warnings or [])
+        t.status = Status.SUCCEEDED
+        t.progress = 1.0
+        t.lease_expires_at = None
+        t.finished_at = timezone.now()
+        t.save(update_fields=FINAL_FIELDS)
+        if t.webhook_url:
+            transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
+    return True
+
+
+def _fail_locked(t: Transcription, code: str, message: str) -> None:
+    hold_release(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens)
+    t.status = Status.FAILED
+    t.error_code = code
+    t.error_message = message
+    t.lease_expires_at = None
+    t.finished_at = timezone.now()
+    t.save(update_fields=["status", "error_code", "error_message", "lease_expires_at", "finished_at"])
+    if t.webhook_url:
+        transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
+
+
+def transcription_fail(*, transcription_id, code: str, message: str, attempt: int | None = None) -> bool:
+    """Fail the transcription and release its whole hold (a failed transcription costs nothing)."""
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=transcription_id)
+        if t.is_final or (attempt is not None and t.attempt != attempt):
+            return False
+        _fail_locked(t, code, message)
+        return True
+
+
+def _attempts_message(t: Transcription) -> str:
+    return (
+        f"The worker processing this transcription stopped {t.attempt} times. You were not charged; "
+        "retry the upload, or contact support with the transcription id."
+    )
+
+
+def transcription_cancel(*, transcription: Transcription) -> Transcription:
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=transcription.pk)
+        if t.status == Status.CANCELED:
+            return t
+        if t.is_final:
+            raise Conflict(
+                f"The transcription already {t.status}; only queued or running ones can be canceled.",
+                code="job_finished",
+            )
+        hold_release(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens)
+        t.status = Status.CANCELED
+        t.lease_expires_at = None
+        t.finished_at = timezone.now()
+        t.save(update_fields=["status", "lease_expires_at", "finished_at"])
+    return t
+
+
+def transcription_delete(*, transcription: Transcription) -> None:
+    """Remove the audio and the text; the money history (ledger) stays."""
+    if not transcription.is_final:
+        transcription = transcription_cancel(transcription=transcription)
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=transcription.pk)
+        name = t.audio.name
+        t.audio = ""
+        t.text = ""
+        t.segments = []
+        t.deleted_at = timezone.now()
+        t.save(update_fields=["audio", "text", "segments", "deleted_at"])
+        transaction.on_commit(lambda: audio_discard(name))
+
+
+def _requeue_expired(transcription_id, now, counts: dict) -> None:
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=transcription_id)
+        if t.status != Status.RUNNING or t.lease_expires_at is None or t.lease_expires_at >= now:
+            return
+        if t.attempt >= settings.JOB_MAX_ATTEMPTS:
+            _fail_locked(t, "worker_lost", _attempts_message(t))
+            counts["failed"] += 1
+            return
+        t.status = Status.QUEUED
+        t.lease_expires_at = None
+        t.enqueued_at = now
+        t.save(update_fields=["status", "lease_expires_at", "enqueued_at"])
+        transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription_id))
+        counts["requeued"] += 1
+
+
+def transcription_sweep() -> dict:
+    """Re-queue transcriptions whose lease expired (worker died), fail those past the attempt cap, and
+    re-enqueue queued ones whose task may have been lost by the broker."""
+    now = timezone.now()
+    counts = {"requeued": 0, "failed": 0, "reenqueued": 0}
+    expired = Transcription.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)
+    for transcription_id in list(expired):
+        _requeue_expired(transcription_id, now, counts)
+    stale_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
+    stale = Transcription.objects.filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
+    for transcription_id in list(stale.values_list("pk", flat=True)):
+        if Transcription.objects.filter(pk=transcription_id, status=Status.QUEUED, enqueued_at__lt=stale_before).update(
+            enqueued_at=now
+        ):
+            transcription_enqueue(transcription_id=transcription_id)
+            counts["reenqueued"] += 1
+    return counts

@@ -1,0 +1,206 @@
+"""Submitting audio: validate, store, hold the money and queue; or answer from the idempotency record or cache."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+
+from django.conf import settings
+from django.core.files.base import File
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from billing import tokens as token_rule
+from billing.services import hold_amount, hold_place, hold_settle
+from portal.errors import FileTooLarge, IdempotencyConflict, InvalidRequest, UnsupportedAudio
+from transcription.constants import LANGUAGES
+from transcription.engines import engine_model_name
+from transcription.models import Transcription
+from transcription.selectors import transcription_cached_result
+from transcription.services.common import Status, audio_discard, transcription_enqueue, webhook_enqueue
+from transcription.services.hotwords import hotwords_merge
+
+MAX_HOTWORDS = 200
+MAX_HOTWORD_LEN = 64
+
+
+def options_normalize(options: dict, *, tenant=None) -> dict:
+    """Validate and canonicalize options (language, itn, vad, hotwords; a saved `hotword_list` id of the tenant's
+    is merged in first, then the typed hotwords, duplicates dropped)."""
+    language = (options.get("language") or "auto").strip().lower()
+    if language not in LANGUAGES:
+        raise InvalidRequest(f"language must be one of: {', '.join(LANGUAGES)} (got {language!r}).")
+    hotwords = hotwords_merge(tenant=tenant, hotwords=options.get("hotwords"), list_id=options.get("hotword_list"))
+    if len(hotwords) > MAX_HOTWORDS:
+        raise InvalidRequest(f"At most {MAX_HOTWORDS} hotwords are allowed (got {len(hotwords)}).")
+    too_long = [w for w in hotwords if len(w) > MAX_HOTWORD_LEN]
+    if too_long:
+        raise InvalidRequest(f"Hotwords must be at most {MAX_HOTWORD_LEN} characters: {too_long[0][:80]!r}.")
+    return {
+        "language": language,
+        "itn": bool(options.get("itn", True)),
+        "vad": bool(options.get("vad", True)),
+        "hotwords": hotwords,
+    }
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+def _sha256_file(uploaded) -> str:
+    h = hashlib.sha256()
+    uploaded.seek(0)
+    for chunk in uploaded.chunks(1024 * 1024):
+        h.update(chunk)
+    uploaded.seek(0)
+    return h.hexdigest()
+
+
+@contextmanager
+def _local_path(uploaded):
+    """A filesystem path for the upload (Django spools big uploads to disk already)."""
+    if hasattr(uploaded, "temporary_file_path"):
+        yield uploaded.temporary_file_path()
+        return
+    fd, path = tempfile.mkstemp(prefix="tingxie-upload-")
+    try:
+        with os.fdopen(fd, "wb") as out:
+            uploaded.seek(0)
+            for chunk in uploaded.chunks(1024 * 1024):
+                out.write(chunk)
+        uploaded.seek(0)
+        yield path
+    finally:
+        os.unlink(path)
+
+
+def _check_upload(uploaded_file, idempotency_key: str | None) -> None:
+    if uploaded_file is None:
+        raise InvalidRequest("Send the audio as multipart form field 'file'.")
+    size = uploaded_file.size or 0
+    if size > settings.MAX_UPLOAD_BYTES:
+        raise FileTooLarge(
+            f"The file is {size / 1e6:.1f} MB; the limit is {settings.MAX_UPLOAD_BYTES / 1e6:.0f} MB. "
+            "Split the recording or compress it (e.g. Opus or MP3)."
+        )
+    if size == 0:
+        raise UnsupportedAudio("The file is empty. Upload an audio file (wav, mp3, m4a, flac, ogg, opus, webm, mp4).")
+    if idempotency_key is not None and not (0 < len(idempotency_key) <= 255):
+        raise InvalidRequest("Idempotency-Key must be 1 to 255 characters.")
+
+
+def _idempotent_match(*, tenant, idempotency_key: str | None, request_hash: str) -> Transcription | None:
+    if not idempotency_key:
+        return None
+    existing = Transcription.objects.filter(tenant=tenant, idempotency_key=idempotency_key).first()
+    if existing is None:
+        return None
+    if existing.request_hash != request_hash:
+        raise IdempotencyConflict(
+            "This Idempotency-Key was already used with a different request (file or options). "
+            "Use a new key for a new request."
+        )
+    existing.idempotent_replay = True
+    return existing
+
+
+def transcription_create(
+    *,
+    tenant,
+    uploaded_file,
+    options: dict,
+    source: str = Transcription.Source.API,
+    api_key=None,
+    created_by=None,
+    idempotency_key: str | None = None,
+    webhook_url: str = "",
+) -> Transcription:
+    """Validate the upload, store it, place the hold and queue the transcription; or answer from the cache.
+
+    The audio is stored before the money transaction (which then lasts a few queries, however big the file)
+    and removed again when the transcription is refused (402, idempotency conflict) or anything fails.
+    """
+    from transcription.audio import probe
+
+    opts = options_normalize(options, tenant=tenant)
+    _check_upload(uploaded_file, idempotency_key)
+    sha = _sha256_file(uploaded_file)
+    request_hash = _digest({"sha256": sha, "options": opts, "webhook_url": webhook_url})
+    replay = _idempotent_match(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
+    if replay is not None:
+        return replay
+
+    with _local_path(uploaded_file) as path:
+        info = probe(path)
+    model = engine_model_name()
+    options_hash = _digest({"options": opts, "model": model})
+    cached = transcription_cached_result(tenant=tenant, sha256=sha, options_hash=options_hash, model=model)
+    # A cache hit is billed from the stored result: hold what its decoded length needs, not only the probe's.
+    held_s = max(info.duration_s, cached.duration_s or 0.0) if cached is not None else info.duration_s
+    transcription = Transcription(
+        tenant=tenant,
+        api_key=api_key,
+        created_by=created_by,
+        source=source,
+        filename=(getattr(uploaded_file, "name", "") or "")[:255],
+        size_bytes=uploaded_file.size,
+        sha256=sha,
+        options=opts,
+        options_hash=options_hash,
+        model=model,
+        webhook_url=webhook_url,
+        idempotency_key=idempotency_key or None,
+        request_hash=request_hash,
+        probed_duration_s=info.duration_s,
+        held_tokens=hold_amount(duration_s=held_s, model=model),
+    )
+    uploaded_file.seek(0)
+    transcription.audio.save(transcription.pk.hex, File(uploaded_file), save=False)
+    try:
+        _insert_with_hold(transcription, cached)
+    except IntegrityError:
+        audio_discard(transcription.audio.name)
+        replay = _idempotent_match(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
+        if replay is not None:
+            return replay
+        raise
+    except BaseException:
+        audio_discard(transcription.audio.name)
+        raise
+    return transcription
+
+
+def _insert_with_hold(transcription: Transcription, cached: Transcription | None) -> None:
+    """One short transaction: the row, its hold, and the cached result or the task hop after commit."""
+    with transaction.atomic():
+        transcription.enqueued_at = timezone.now()
+        transcription.save(force_insert=True)
+        hold_place(tenant_id=transcription.tenant_id, reference=transcription.pk, tokens=transcription.held_tokens)
+        if cached is not None:
+            _complete_from_cache(transcription, cached)
+            if transcription.webhook_url:
+                transaction.on_commit(lambda: webhook_enqueue(transcription_id=transcription.pk))
+        else:
+            transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription.pk))
+
+
+def _complete_from_cache(transcription: Transcription, cached: Transcription) -> None:
+    """Same tenant, same audio, options and model: reuse the stored result, billed as usual."""
+    t = transcription
+    t.status = Status.SUCCEEDED
+    t.cache_hit = True
+    t.cache_source = cached
+    t.text, t.segments, t.language, t.warnings = cached.text, cached.segments, cached.language, cached.warnings
+    t.duration_s, t.truncated, t.speech_s = cached.duration_s, cached.truncated, cached.speech_s
+    t.model = cached.model
+    t.attempt = 0
+    t.progress = 1.0
+    t.started_at = t.finished_at = timezone.now()
+    t.tokens = token_rule.count(t.text)
+    t.token_rule = token_rule.RULE_VERSION
+    t.billed_tokens, _ = hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens, tokens=t.tokens)
+    t.save()
