@@ -22,6 +22,7 @@ from billing.api.serializers import (
 )
 from portal.downloads import HTML_DOCUMENT_CSP, safe_download
 from portal.errors import InvalidRequest
+from portal.openapi import paginated
 from portal.pagination import Pagination
 from tenants.api.base import TenantApi
 
@@ -35,7 +36,7 @@ class BalanceGetApi(TenantApi):
 class LedgerListApi(TenantApi):
     @extend_schema(
         parameters=[LedgerFilterSerializer],
-        responses={200: LedgerEntryOutputSerializer(many=True)},
+        responses={200: paginated(LedgerEntryOutputSerializer)},
         summary="Ledger entries, newest first",
         tags=["billing"],
     )

@@ -1,0 +1,83 @@
+"""OpenAPI: the documented error shape on every operation, and paginated list schemas.
+
+The schema is generated from the same serializers that render responses; this module adds what the views
+cannot say one by one: which error statuses each operation can answer, all in the one error shape.
+"""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+ERROR_SCHEMA = {
+    "type": "object",
+    "description": "Every error: a stable machine code and a message that says what to do.",
+    "properties": {
+        "error": {
+            "type": "object",
+            "properties": {
+                "code": {"type": "string", "example": "invalid_request"},
+                "message": {"type": "string"},
+                "type": {"type": "string"},
+                "param": {"type": "string", "nullable": True},
+            },
+            "required": ["code", "message"],
+            "additionalProperties": True,
+        }
+    },
+    "required": ["error"],
+}
+
+DESCRIPTIONS = {
+    "400": "The request is invalid; the message names the field and what is wrong.",
+    "401": "Missing or invalid API key (send `Authorization: Bearer <key>`).",
+    "402": "The balance cannot cover the hold for this audio; buy tokens and retry.",
+    "404": "No such object for this tenant (another tenant's id is a 404 too).",
+    "409": "Conflicts with the object's state or an earlier request with the same Idempotency-Key.",
+    "413": "The upload is larger than the limit.",
+    "415": "The file is not audio Tingxie can read.",
+    "422": "The audio is readable but cannot be transcribed (for example too long).",
+    "429": "Too many requests; retry after the Retry-After header's seconds.",
+    "503": "A dependency (database, payment provider) is unavailable; retry later.",
+    "504": "Still running after the wait; the transcription continues (poll it by id).",
+}
+COMMON = ("400", "401", "429", "503")
+
+
+def _statuses(path: str, method: str) -> list[str]:
+    codes = list(COMMON)
+    if "{" in path:
+        codes.append("404")
+    if method == "post" and path.rstrip("/").endswith(("/transcriptions", "/audio/transcriptions")):
+        codes += ["402", "409", "413", "415"]
+    if path.rstrip("/").endswith("/audio/transcriptions"):
+        codes += ["422", "504"]
+    if path.endswith(("/cancel", "/transcript")):
+        codes.append("409")
+    return sorted(set(codes))
+
+
+def error_responses(result: dict, generator, request, public) -> dict:
+    """drf-spectacular POSTPROCESSING_HOOK: document the error shape and statuses on every API operation."""
+    result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
+    ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
+    for path, operations in result.get("paths", {}).items():
+        for method, operation in operations.items():
+            responses = operation.setdefault("responses", {})
+            for code in _statuses(path, method):
+                responses.setdefault(code, {"description": DESCRIPTIONS[code], "content": ref})
+    return result
+
+
+def paginated(serializer_class: type[serializers.Serializer]) -> type[serializers.Serializer]:
+    """The schema of one page of `serializer_class` items as portal.pagination.Pagination answers it."""
+    name = serializer_class.__name__.removesuffix("Serializer")
+    return type(
+        f"Paginated{name}List",
+        (serializers.Serializer,),
+        {
+            "count": serializers.IntegerField(),
+            "next": serializers.URLField(allow_null=True),
+            "previous": serializers.URLField(allow_null=True),
+            "results": serializer_class(many=True),
+        },
+    )
