@@ -10,17 +10,35 @@ urlpatterns = [
     path("app/", overview.overview, name="overview"),
     path("app/transcriptions/", transcriptions.transcription_list_view, name="transcriptions"),
     path("app/transcriptions/new/", transcriptions.transcription_new, name="transcription_new"),
-    path("app/transcriptions/<str:job_id>/", transcriptions.transcription_detail, name="transcription_detail"),
-    path("app/transcriptions/<str:job_id>/status/", transcriptions.transcription_status, name="transcription_status"),
-    path("app/transcriptions/<str:job_id>/row/", transcriptions.transcription_row, name="transcription_row"),
-    path("app/transcriptions/<str:job_id>/audio/", transcriptions.transcription_audio, name="transcription_audio"),
     path(
-        "app/transcriptions/<str:job_id>/download/<str:fmt>/",
+        "app/transcriptions/<str:transcription_id>/", transcriptions.transcription_detail, name="transcription_detail"
+    ),
+    path(
+        "app/transcriptions/<str:transcription_id>/status/",
+        transcriptions.transcription_status,
+        name="transcription_status",
+    ),
+    path("app/transcriptions/<str:transcription_id>/row/", transcriptions.transcription_row, name="transcription_row"),
+    path(
+        "app/transcriptions/<str:transcription_id>/audio/",
+        transcriptions.transcription_audio,
+        name="transcription_audio",
+    ),
+    path(
+        "app/transcriptions/<str:transcription_id>/download/<str:fmt>/",
         transcriptions.transcription_download,
         name="transcription_download",
     ),
-    path("app/transcriptions/<str:job_id>/cancel/", transcriptions.transcription_cancel, name="transcription_cancel"),
-    path("app/transcriptions/<str:job_id>/delete/", transcriptions.transcription_delete, name="transcription_delete"),
+    path(
+        "app/transcriptions/<str:transcription_id>/cancel/",
+        transcriptions.transcription_cancel,
+        name="transcription_cancel",
+    ),
+    path(
+        "app/transcriptions/<str:transcription_id>/delete/",
+        transcriptions.transcription_delete,
+        name="transcription_delete",
+    ),
     path("app/keys/", keys.key_list, name="keys"),
     path("app/keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("app/hotwords/", hotwords.hotword_lists, name="hotwords"),

@@ -17,48 +17,48 @@ def _stamp(seconds: float, sep: str) -> str:
     return f"{h:02d}:{m:02d}:{s:02d}{sep}{ms:03d}"
 
 
-def _cues(job) -> list[dict]:
-    cues = [s for s in (job.segments or []) if (s.get("text") or "").strip()]
-    if not cues and job.text.strip():
-        cues = [{"start": 0.0, "end": job.duration_s or 0.0, "text": job.text}]
+def _cues(transcription) -> list[dict]:
+    cues = [s for s in (transcription.segments or []) if (s.get("text") or "").strip()]
+    if not cues and transcription.text.strip():
+        cues = [{"start": 0.0, "end": transcription.duration_s or 0.0, "text": transcription.text}]
     return cues
 
 
-def to_srt(job) -> str:
+def to_srt(transcription) -> str:
     blocks = []
-    for i, seg in enumerate(_cues(job), start=1):
+    for i, seg in enumerate(_cues(transcription), start=1):
         blocks.append(f"{i}\n{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}\n{seg['text'].strip()}\n")
     return "\n".join(blocks)
 
 
-def to_vtt(job) -> str:
+def to_vtt(transcription) -> str:
     blocks = ["WEBVTT\n"]
-    for seg in _cues(job):
+    for seg in _cues(transcription):
         blocks.append(f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}\n{seg['text'].strip()}\n")
     return "\n".join(blocks)
 
 
-def to_json(job) -> str:
+def to_json(transcription) -> str:
     return json.dumps(
         {
-            "id": str(job.pk),
-            "language": job.language,
-            "duration_s": job.duration_s,
-            "text": job.text,
-            "segments": job.segments or [],
+            "id": str(transcription.pk),
+            "language": transcription.language,
+            "duration_s": transcription.duration_s,
+            "text": transcription.text,
+            "segments": transcription.segments or [],
         },
         ensure_ascii=False,
     )
 
 
-def render_transcript(*, job, fmt: str) -> tuple[str, str]:
-    """(body, content type) of the job's transcript in `fmt`."""
+def render_transcript(*, transcription, fmt: str) -> tuple[str, str]:
+    """(body, content type) of the transcription's transcript in `fmt`."""
     if fmt == "txt":
-        return job.text + ("\n" if job.text else ""), "text/plain; charset=utf-8"
+        return transcription.text + ("\n" if transcription.text else ""), "text/plain; charset=utf-8"
     if fmt == "srt":
-        return to_srt(job), "application/x-subrip; charset=utf-8"
+        return to_srt(transcription), "application/x-subrip; charset=utf-8"
     if fmt == "vtt":
-        return to_vtt(job), "text/vtt; charset=utf-8"
+        return to_vtt(transcription), "text/vtt; charset=utf-8"
     if fmt == "json":
-        return to_json(job), "application/json; charset=utf-8"
+        return to_json(transcription), "application/json; charset=utf-8"
     raise InvalidRequest(f"Unknown format {fmt!r}; use one of: {', '.join(FORMATS)}.")

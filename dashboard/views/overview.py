@@ -15,7 +15,7 @@ def overview(request):
     context = {
         "account": balance_get(tenant=request.tenant),
         "chart": usage_chart(tenant=request.tenant, days=30) if p.role_has_perm(role, p.VIEW_USAGE) else None,
-        "recent_jobs": (
+        "recent_transcriptions": (
             list(transcription_list(tenant=request.tenant)[:8]) if p.role_has_perm(role, p.TRANSCRIBE) else None
         ),
     }

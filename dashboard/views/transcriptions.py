@@ -37,10 +37,10 @@ def transcription_list_view(request):
 
 
 @tenant_view(p.TRANSCRIBE)
-def transcription_row(request, job_id):
-    """One table row; htmx swaps it in every second while the job is queued or running."""
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
-    return render(request, "dashboard/transcriptions/_row.html", {"job": job})
+def transcription_row(request, transcription_id):
+    """One table row; htmx swaps it in every second while the transcription is queued or running."""
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    return render(request, "dashboard/transcriptions/_row.html", {"transcription": transcription})
 
 
 @tenant_view(p.TRANSCRIBE)
@@ -55,7 +55,7 @@ def transcription_new(request):
             created = []
             for uploaded in form.cleaned_data["files"]:
                 try:
-                    job = transcription_create(
+                    transcription = transcription_create(
                         tenant=request.tenant,
                         uploaded_file=uploaded,
                         options=form.options(),
@@ -69,14 +69,14 @@ def transcription_new(request):
                 except DomainError as exc:
                     errors.append({"filename": uploaded.name, "code": exc.code, "message": exc.message})
                 else:
-                    created.append(job)
+                    created.append(transcription)
             if created and not errors:
                 if len(created) == 1:
-                    return redirect("dashboard:transcription_detail", job_id=created[0].pk)
+                    return redirect("dashboard:transcription_detail", transcription_id=created[0].pk)
                 messages.success(request, _("%(n)d files uploaded; they are being transcribed.") % {"n": len(created)})
                 return redirect("dashboard:transcriptions")
-            for job in created:
-                messages.success(request, _("%(name)s uploaded.") % {"name": job.filename})
+            for transcription in created:
+                messages.success(request, _("%(name)s uploaded.") % {"name": transcription.filename})
     else:
         form = TranscriptionUploadForm(hotword_lists=hotword_lists)
     status = 200
@@ -99,34 +99,38 @@ def transcription_new(request):
 
 
 @tenant_view(p.TRANSCRIBE)
-def transcription_detail(request, job_id):
+def transcription_detail(request, transcription_id):
     from transcription.receipts import receipt_units
 
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
-    units = receipt_units(job=job) if job.status == Transcription.Status.SUCCEEDED else []
-    context = {"job": job, "units": units, "requested_language": (job.options or {}).get("language", "auto")}
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    units = receipt_units(transcription=transcription) if transcription.status == Transcription.Status.SUCCEEDED else []
+    context = {
+        "transcription": transcription,
+        "units": units,
+        "requested_language": (transcription.options or {}).get("language", "auto"),
+    }
     return render(request, "dashboard/transcriptions/detail.html", context)
 
 
 @tenant_view(p.TRANSCRIBE)
-def transcription_status(request, job_id):
-    """The live progress block; once the job is final the whole page reloads to show the result."""
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
-    response = render(request, "dashboard/transcriptions/_status.html", {"job": job})
-    if job.is_final and request.headers.get("HX-Request"):
+def transcription_status(request, transcription_id):
+    """The live progress block; once the transcription is final the whole page reloads to show the result."""
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    response = render(request, "dashboard/transcriptions/_status.html", {"transcription": transcription})
+    if transcription.is_final and request.headers.get("HX-Request"):
         response["HX-Refresh"] = "true"
     return response
 
 
 @tenant_view(p.TRANSCRIBE)
-def transcription_download(request, job_id, fmt: str):
+def transcription_download(request, transcription_id, fmt: str):
     from transcription.formats import FORMATS, render_transcript
 
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
-    if fmt not in FORMATS or job.status != Transcription.Status.SUCCEEDED:
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    if fmt not in FORMATS or transcription.status != Transcription.Status.SUCCEEDED:
         raise Http404
-    body, content_type = render_transcript(job=job, fmt=fmt)
-    stem = os.path.splitext(safe_filename(job.filename, fallback=""))[0][:80] or str(job.pk)
+    body, content_type = render_transcript(transcription=transcription, fmt=fmt)
+    stem = os.path.splitext(safe_filename(transcription.filename, fallback=""))[0][:80] or str(transcription.pk)
     return safe_download(HttpResponse(body, content_type=content_type), filename=f"{stem}.{fmt}")
 
 
@@ -135,22 +139,22 @@ MAX_RANGE_BYTES = 8 * 1024 * 1024  # the player asks again for the rest
 
 
 @tenant_view(p.TRANSCRIBE)
-def transcription_audio(request, job_id):
-    """The job's audio for click-to-play segments; Range requests so the player can seek."""
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
-    if not job.audio:
+def transcription_audio(request, transcription_id):
+    """The transcription's audio for click-to-play segments; Range requests so the player can seek."""
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    if not transcription.audio:
         raise Http404
     try:
-        size = job.audio.size
-        handle = job.audio.open("rb")
+        size = transcription.audio.size
+        handle = transcription.audio.open("rb")
     except (FileNotFoundError, OSError):
         raise Http404 from None
     # The type comes from the stored bytes' container, never from the uploader's filename or Content-Type.
     try:
-        content_type, extension = served_type(job.audio.path)
+        content_type, extension = served_type(transcription.audio.path)
     except NotImplementedError:  # a storage without local paths
         content_type, extension = "application/octet-stream", "bin"
-    stem = os.path.splitext(safe_filename(job.filename, fallback=""))[0] or str(job.pk)
+    stem = os.path.splitext(safe_filename(transcription.filename, fallback=""))[0] or str(transcription.pk)
     match = _RANGE.match(request.headers.get("Range", ""))
     if match and (match.group(1) or match.group(2)):
         if match.group(1):
@@ -179,29 +183,29 @@ def transcription_audio(request, job_id):
 
 @require_POST
 @tenant_view(p.TRANSCRIBE)
-def transcription_cancel(request, job_id):
+def transcription_cancel(request, transcription_id):
     from transcription.services import transcription_cancel as cancel
 
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
     try:
-        cancel(transcription=job)
+        cancel(transcription=transcription)
     except DomainError as exc:
         messages.error(request, exc.message)
     else:
-        messages.success(request, _("The job was canceled; its held tokens were released."))
-    return redirect("dashboard:transcription_detail", job_id=job.pk)
+        messages.success(request, _("The transcription was canceled; its held tokens were released."))
+    return redirect("dashboard:transcription_detail", transcription_id=transcription.pk)
 
 
 @require_POST
 @tenant_view(p.TRANSCRIBE)
-def transcription_delete(request, job_id):
+def transcription_delete(request, transcription_id):
     from transcription.services import transcription_delete as delete
 
-    job = transcription_get(tenant=request.tenant, job_id=job_id)
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
     try:
-        delete(transcription=job)
+        delete(transcription=transcription)
     except DomainError as exc:
         messages.error(request, exc.message)
-        return redirect("dashboard:transcription_detail", job_id=job.pk)
+        return redirect("dashboard:transcription_detail", transcription_id=transcription.pk)
     messages.success(request, _("The transcription and its audio were deleted."))
     return redirect("dashboard:transcriptions")

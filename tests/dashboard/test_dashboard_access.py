@@ -27,7 +27,7 @@ JOB_PAGES = {
 
 @pytest.mark.parametrize("name", [*PAGES, *JOB_PAGES])
 def test_anonymous_visitors_are_sent_to_login(client, tenant, make_job, name):
-    kwargs = {"job_id": make_job(tenant).pk, **JOB_PAGES[name]} if name in JOB_PAGES else {}
+    kwargs = {"transcription_id": make_job(tenant).pk, **JOB_PAGES[name]} if name in JOB_PAGES else {}
     url = reverse(name, kwargs=kwargs)
     response = client.get(url)
     assert response.status_code == 302
@@ -49,7 +49,7 @@ def test_role_checks_on_every_page(tenant, make_member, login, role, name):
 def test_role_checks_on_job_pages(tenant, make_member, make_job, login, role, name):
     job = make_job(tenant)
     client = login(make_member(tenant, role))
-    response = client.get(reverse(name, kwargs={"job_id": job.pk, **JOB_PAGES[name]}))
+    response = client.get(reverse(name, kwargs={"transcription_id": job.pk, **JOB_PAGES[name]}))
     expected = 403 if role == "billing" else 200
     assert response.status_code == expected
 
@@ -68,7 +68,7 @@ def test_navigation_shows_only_permitted_pages(tenant, make_member, login):
 @pytest.mark.parametrize("name", list(JOB_PAGES))
 def test_another_tenants_job_is_a_404(tenant, other_tenant, owner_client, make_job, name):
     foreign = make_job(other_tenant, text="secret of globex")
-    response = owner_client.get(reverse(name, kwargs={"job_id": foreign.pk, **JOB_PAGES[name]}))
+    response = owner_client.get(reverse(name, kwargs={"transcription_id": foreign.pk, **JOB_PAGES[name]}))
     assert response.status_code == 404
     assert b"secret of globex" not in response.content
 
@@ -76,7 +76,7 @@ def test_another_tenants_job_is_a_404(tenant, other_tenant, owner_client, make_j
 @pytest.mark.parametrize("name", ["dashboard:transcription_cancel", "dashboard:transcription_delete"])
 def test_another_tenants_job_cannot_be_canceled_or_deleted(other_tenant, owner_client, make_job, name):
     foreign = make_job(other_tenant, status="queued", billed_tokens=None, tokens=None)
-    response = owner_client.post(reverse(name, kwargs={"job_id": foreign.pk}))
+    response = owner_client.post(reverse(name, kwargs={"transcription_id": foreign.pk}))
     assert response.status_code == 404
     foreign.refresh_from_db()
     assert foreign.status == "queued" and foreign.deleted_at is None

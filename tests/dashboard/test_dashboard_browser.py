@@ -60,7 +60,7 @@ def test_signup_verify_upload_progress_transcript_download(live_server, asr_work
     page.wait_for_url(re.compile(r".*/app/transcriptions/[0-9a-f-]{36}/$"))
 
     # Live progress (htmx polling) until the page reloads with the transcript.
-    status = page.locator("[data-testid=job-status]").first
+    status = page.locator("[data-testid=transcription-status]").first
     assert status.inner_text() in ("Queued", "Running", "Done")
     if status.inner_text() != "Done":
         shot(page, "job-progress")

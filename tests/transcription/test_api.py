@@ -350,7 +350,7 @@ def test_schema_docs_health_metrics(client, db):
     assert schema.status_code == 200
     spec = schema.json()
     assert spec["components"]["securitySchemes"]["ApiKeyAuth"]["scheme"] == "bearer"
-    for path in ("/api/v1/transcriptions", "/api/v1/transcriptions/{job_id}/transcript", "/v1/audio/transcriptions",
+    for path in ("/api/v1/transcriptions", "/api/v1/transcriptions/{transcription_id}/transcript", "/v1/audio/transcriptions",
                  "/api/v1/balance", "/api/v1/usage"):  # fmt: skip
         assert path in spec["paths"], path
     assert client.get("/api/docs/").status_code == 200
