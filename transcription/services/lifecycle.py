@@ -297,7 +297,7 @@ def transcription_cancel(*, transcription: Transcription) -> Transcription:
         if t.is_final:
             raise Conflict(
                 f"The transcription already {t.status}; only queued or running ones can be canceled.",
-                code="job_finished",
+                code="transcription_finished",
             )
         hold_release(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens)
         t.status = Status.CANCELED
