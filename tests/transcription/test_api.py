@@ -266,7 +266,7 @@ def test_cancel_finished_job_is_409(api_client, tenant, grant):
     grant(tenant, 1000)
     job = finish(Transcription.objects.get(pk=submit(api_client).json()["id"]))
     response = api_client.post(f"/api/v1/transcriptions/{job.pk}/cancel")
-    assert response.status_code == 409 and response.json()["error"]["code"] == "job_finished"
+    assert response.status_code == 409 and response.json()["error"]["code"] == "transcription_finished"
 
 
 def test_delete_removes_audio_and_text_keeps_ledger(api_client, tenant, grant, django_capture_on_commit_callbacks):
