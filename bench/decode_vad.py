@@ -19,7 +19,8 @@ django.setup()
 import numpy as np  # noqa: E402
 
 from tests import audio_samples as samples  # noqa: E402
-from transcription.audio import decode, probe, speech_regions  # noqa: E402
+from transcription.audio import probe  # noqa: E402
+from transcription.vad import speech_regions  # noqa: E402
 
 SECONDS = 600.0
 TARGET = 0.003
@@ -47,7 +48,7 @@ def main() -> None:
             probe(path)
             probe_ms = (time.perf_counter() - t0) * 1000
             c0 = time.process_time()
-            decoded = decode(path, max_seconds=SECONDS + 60)
+            decoded = samples.decode_all(path, max_seconds=SECONDS + 60)
             c1 = time.process_time()
             regions = speech_regions(decoded.samples)
             c2 = time.process_time()

@@ -72,11 +72,12 @@ def child(mode: str, path: str) -> None:
     import numpy as np
     from django.conf import settings
 
-    from tests.audio_samples import FIXTURE_MODEL
-    from transcription.audio import decode, probe, speech_regions
+    from tests.audio_samples import FIXTURE_MODEL, decode_all
+    from transcription.audio import probe
     from transcription.engines.base import TranscribeOptions
     from transcription.engines.funasr import FunASREngine
-    from transcription.pipeline import recognize_file
+    from transcription.pipeline import recognize_file, recognize_samples
+    from transcription.vad import speech_regions
 
     engine = FunASREngine(model=str(FIXTURE_MODEL), device="cpu", threads=1)
     engine.load()
@@ -103,9 +104,9 @@ def child(mode: str, path: str) -> None:
                 "speech_s": result.speech_s, "windows": result.windows}  # fmt: skip
     else:
         t0 = time.perf_counter()
-        decoded = decode(path, max_seconds=settings.MAX_AUDIO_SECONDS)
+        decoded = decode_all(path, max_seconds=settings.MAX_AUDIO_SECONDS)
         decode_ms = round((time.perf_counter() - t0) * 1000)
-        result = engine.transcribe(decoded.samples, options=options)
+        result = recognize_samples(decoded.samples, engine=engine, options=options, chunk_seconds=1e9)
         info = {"segments": len(result.segments), "duration_s": decoded.duration_s, "truncated": decoded.truncated,
                 "decode_ms": decode_ms, "vad_ms": result.vad_ms, "asr_ms": result.asr_ms, "speech_s": result.speech_s}  # fmt: skip
     wall, cpu = time.perf_counter() - wall0, time.process_time() - cpu0
