@@ -5,6 +5,11 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PORT ?= 8000
 export PORT
+# `make web` (production): address, processes (more than 1 needs Q_BROKER=redis: throttling lives in the
+# cache), and the proxies trusted for X-Forwarded-For/-Proto.
+WEB_HOST ?= 127.0.0.1
+WEB_WORKERS ?= 1
+FORWARDED_ALLOW_IPS ?= 127.0.0.1
 
 .PHONY: setup venv system-deps migrate run worker web test lint bench clean
 
@@ -33,10 +38,12 @@ migrate: venv
 	$(PY) manage.py collectstatic --noinput -v0
 
 run: setup
-	./scripts/run.sh
+	DJANGO_SETTINGS_MODULE=portal.settings.local ./scripts/run.sh
 
+# The production web tier: uvicorn (ASGI), production settings unless DJANGO_SETTINGS_MODULE says otherwise.
 web: venv
-	$(VENV)/bin/gunicorn portal.wsgi -b 127.0.0.1:$(PORT) -w 1 --threads 64 --access-logfile -
+	$(VENV)/bin/uvicorn portal.asgi:application --host $(WEB_HOST) --port $(PORT) --workers $(WEB_WORKERS) \
+	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10
 
 worker: venv
 	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster

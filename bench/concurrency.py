@@ -8,7 +8,7 @@ import threading
 import time
 
 import requests
-from harness import Peer, Stack, fixture_speech, pct, summary, variant
+from harness import FreshPostgres, Peer, Stack, fixture_speech, pct, summary, variant
 
 CLIENTS, PER_CLIENT, CLIP_S = 20, 5, 1.7
 
@@ -115,28 +115,20 @@ def bench_ours(clip, broker: str, database_url: str | None = None, *, openai: bo
         stack.stop()
 
 
-def fresh_postgres(name: str = "tingxie_bench") -> str | None:
-    """A new, empty PostgreSQL database on 127.0.0.1 (the Redis deployment's database), if reachable."""
-    try:
-        import psycopg
-
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/postgres", autocommit=True) as conn:
-            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")
-            conn.execute(f"CREATE DATABASE {name}")
-    except Exception as exc:  # noqa: BLE001
-        print(f"(PostgreSQL not reachable, using SQLite: {exc})")
-        return None
-    return f"postgres://postgres@127.0.0.1:5432/{name}"
-
-
 def main() -> None:
     clip = fixture_speech(CLIP_S)
     print(f"== {CLIENTS} concurrent clients x {PER_CLIENT} requests, {CLIP_S} s clip, same 2 cores ==")
     peer = bench_peer(clip)
     print(f"peer funasr-server      : {peer['rps']:6.1f} req/s   latency {summary(peer['latency'])}")
     print(f"peer /health under load : {summary(peer['health'])}")
-    for broker, db, openai in (("orm", None, False), ("orm", None, True), ("redis", fresh_postgres(), False)):
-        ours = bench_ours(clip, broker, db, openai=openai)
+    for broker, postgres, openai in (("orm", False, False), ("orm", False, True), ("redis", True, False)):
+        database = FreshPostgres() if postgres else None
+        try:
+            db = database.url if database else None
+            ours = bench_ours(clip, broker, db, openai=openai)
+        finally:
+            if database:
+                database.drop()
         label = f"{broker}+{'postgres' if db else 'sqlite'}" + (", OpenAI endpoint (1 request/job)" if openai else "")
         print(f"-- {label} --")
         print(f"tingxie [{broker:5}]        : {ours['rps']:6.1f} jobs/s  submit->done {summary(ours['latency'])}")

@@ -1,4 +1,12 @@
-"""Start a real Tingxie stack (gunicorn + ASR qcluster) or the peer (funasr-server) for benchmarks."""
+"""Start a real Tingxie stack (uvicorn + ASR qcluster) or the peer (funasr-server) for benchmarks.
+
+A benchmark never touches what it did not create. It takes from the environment (see README, "Benchmarks"):
+BENCH_PORT / BENCH_PEER_PORT (default: a free port), BENCH_REDIS_URL (default redis://127.0.0.1:6379/14;
+the Redis broker runs refuse a database where a django-q2 queue already lives, and delete only their own
+keys afterwards), BENCH_POSTGRES_URL (the server where fresh_postgres() creates, then drops, its own
+database named BENCH_DATABASE_NAME, default tingxie_bench_<pid>). SQLite databases and media files live
+in a temporary directory.
+"""
 
 from __future__ import annotations
 
@@ -23,7 +31,10 @@ PY = str(ROOT / ".venv" / "bin" / "python")
 FIXTURE_MODEL = ROOT / "tests" / "fixtures" / "models" / "sensevoice_trained"
 
 
-def free_port() -> int:
+def free_port(env_var: str | None = None) -> int:
+    """The port named by `env_var` if set, else one the system reports free."""
+    if env_var and os.environ.get(env_var):
+        return int(os.environ[env_var])
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
@@ -65,22 +76,52 @@ def variant(samples: np.ndarray, i: int) -> bytes:
     return wav_bytes(out)
 
 
+REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/14")
+# The Redis keys of a Tingxie site: django-q2's queues and cluster stats (cluster names `default`, `asr`).
+DJANGO_Q_KEYS = ("django_q:default:*", "django_q:asr:*")
+
+
+class RedisClaim:
+    """The bench's use of one Redis database: refused if a django-q2 queue lives there already (another
+    site, or a bench that crashed: then clear it by hand or pick another BENCH_REDIS_URL); `release()`
+    deletes only the keys the bench made (its queues and cache prefix), never the whole database."""
+
+    def __init__(self, url: str, cache_prefix: str):
+        import redis
+
+        self.client = redis.from_url(url)
+        self.url = url
+        self.cache_prefix = cache_prefix
+        foreign = [k.decode() for pattern in DJANGO_Q_KEYS for k in self.client.scan_iter(match=pattern, count=1000)]
+        if foreign:
+            raise RuntimeError(
+                f"Redis {url} already holds django-q2 keys ({', '.join(sorted(foreign)[:5])}...): another "
+                "Tingxie uses it. Set BENCH_REDIS_URL to a database of your own."
+            )
+
+    def release(self) -> None:
+        for pattern in (*DJANGO_Q_KEYS, f"{self.cache_prefix}:*"):
+            keys = list(self.client.scan_iter(match=pattern, count=1000))
+            if keys:
+                self.client.delete(*keys)
+
+
 class Stack:
-    """gunicorn + one ASR worker cluster (+ the default cluster) on a fresh database."""
+    """uvicorn + one ASR worker cluster (+ the default cluster) on a fresh database."""
 
     def __init__(
         self,
         *,
         broker: str = "orm",
         asr_workers: int = 1,
-        web_threads: int = 64,
         database_url: str | None = None,
         log_level: str = "WARNING",
+        asr: bool = True,
     ):
         self.tmp = tempfile.TemporaryDirectory(prefix="tingxie-bench-")
-        self.port = free_port()
+        self.port = free_port("BENCH_PORT")
         self.url = f"http://127.0.0.1:{self.port}"
-        redis_url = "redis://127.0.0.1:6379/14"
+        cache_prefix = f"tingxie-bench-{os.getpid()}-{time.time_ns()}"
         self.env = {
             **os.environ,
             "DJANGO_SETTINGS_MODULE": "portal.settings.local",
@@ -90,25 +131,25 @@ class Stack:
             "ASR_MODEL": str(FIXTURE_MODEL),
             "ASR_WORKERS": str(asr_workers),
             "Q_BROKER": broker,
-            "REDIS_URL": redis_url,
+            "REDIS_URL": REDIS_URL,
+            "CACHE_KEY_PREFIX": cache_prefix,
             "API_SUBMIT_RATE": "1000000/min",
             "API_READ_RATE": "10000000/min",
             "LOG_LEVEL": log_level,
             "PYTHONUNBUFFERED": "1",
         }
-        if broker == "redis":
-            import redis
-
-            redis.from_url(redis_url).flushdb()
+        self.redis = RedisClaim(REDIS_URL, cache_prefix) if broker == "redis" else None
         self.procs: list[subprocess.Popen] = []
         self.logs: list[Path] = []
         self._manage("migrate", "--noinput", "-v0")
         self._manage("create_tenant", "bench", "--name", "Bench")
         self._manage("grant_tokens", "bench", "100000000", "--memo", "bench")
         self.key = self._manage("create_api_key", "bench").strip().splitlines()[-1]
-        self._spawn("web", [str(ROOT / ".venv/bin/gunicorn"), "portal.wsgi", "-b", f"127.0.0.1:{self.port}", "-w", "1",
-                            "--threads", str(web_threads)])  # fmt: skip
-        self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr"})
+        self._spawn("web", [str(ROOT / ".venv/bin/uvicorn"), "portal.asgi:application", "--host", "127.0.0.1",
+                            "--port", str(self.port), "--lifespan", "off", "--no-access-log",
+                            "--timeout-graceful-shutdown", "2"])  # fmt: skip
+        if asr:
+            self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr"})
         self._wait_healthy()
 
     def _manage(self, *args: str) -> str:
@@ -173,6 +214,10 @@ class Stack:
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs)
 
+    @property
+    def web_pid(self) -> int:
+        return self.procs[0].pid
+
     def stop(self) -> None:
         for p in self.procs:
             if p.poll() is None:
@@ -182,14 +227,47 @@ class Stack:
                 p.wait(timeout=20)
             except subprocess.TimeoutExpired:
                 os.killpg(p.pid, signal.SIGKILL)
+        if self.redis:
+            self.redis.release()
         self.tmp.cleanup()
+
+
+class FreshPostgres:
+    """A new, empty PostgreSQL database (the Redis deployment's database) that the bench creates and, in
+    `drop()`, removes again. Server: BENCH_POSTGRES_URL; name: BENCH_DATABASE_NAME (default with the pid).
+    CREATE DATABASE fails on an existing name: the bench never drops a database it did not create."""
+
+    def __init__(self):
+        self.server = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+        self.name = os.environ.get("BENCH_DATABASE_NAME", f"tingxie_bench_{os.getpid()}")
+        self.url: str | None = None
+        try:
+            import psycopg
+            from psycopg import sql
+
+            with psycopg.connect(self.server, autocommit=True) as conn:
+                conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(self.name)))
+        except Exception as exc:  # noqa: BLE001
+            print(f"(PostgreSQL database {self.name} not created, using SQLite: {exc})")
+            return
+        self.url = self.server.rsplit("/", 1)[0] + f"/{self.name}"
+
+    def drop(self) -> None:
+        if self.url is None:
+            return
+        import psycopg
+        from psycopg import sql
+
+        with psycopg.connect(self.server, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(self.name)))
+        self.url = None
 
 
 class Peer:
     """funasr's own `funasr-server` (FastAPI, one request at a time) with the same model."""
 
     def __init__(self):
-        self.port = free_port()
+        self.port = free_port("BENCH_PEER_PORT")
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="peer-", suffix=".log", delete=False)  # noqa: SIM115
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1"}

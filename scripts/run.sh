@@ -1,19 +1,74 @@
 #!/usr/bin/env bash
-# Runs the web server, the default task cluster (webhooks, sweeper) and one ASR worker cluster
-# in the foreground; Ctrl-C stops them all.
+# Runs the web server (uvicorn, ASGI), the default task cluster (webhooks, sweeper) and one ASR worker
+# cluster in the foreground, with local settings. Ctrl-C, or SIGTERM to the process group or to this
+# script alone, stops them all within 10 s; whatever is left after 8 s is killed (and named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT="${PORT:-8000}"
 PY=.venv/bin/python
+export DJANGO_SETTINGS_MODULE=portal.settings.local
 pids=()
-cleanup() {
-  trap - INT TERM EXIT
-  for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-  wait 2>/dev/null || true
-}
-trap cleanup INT TERM EXIT
 
-.venv/bin/gunicorn portal.wsgi -b "127.0.0.1:${PORT}" -w 1 --threads 64 --access-logfile - &
+descendants() { # every process below the given ones
+  local pid child
+  for pid in "$@"; do
+    for child in $(pgrep -P "$pid" 2>/dev/null); do
+      echo "$child"
+      descendants "$child"
+    done
+  done
+}
+
+alive() { # those of the given processes that still run
+  local pid
+  for pid in "$@"; do
+    if kill -0 "$pid" 2>/dev/null && [[ $(ps -o stat= -p "$pid" 2>/dev/null) != Z* ]]; then echo "$pid"; fi
+  done
+}
+
+wait_gone() { # wait_gone TENTHS PID...: true once none of them runs, false after TENTHS x 0.1 s
+  local tenths=$1
+  shift
+  for ((i = 0; i < tenths; i++)); do
+    [[ -z $(alive "$@") ]] && return 0
+    sleep 0.1
+  done
+  [[ -z $(alive "$@") ]]
+}
+
+stopping=""
+shutdown() { # shutdown INT|TERM|EXIT
+  [[ -n $stopping ]] && return
+  stopping=1
+  set +e
+  trap '' INT TERM
+  local tree
+  tree="${pids[*]} $(descendants "${pids[@]}")"
+  if [[ $1 == EXIT ]]; then
+    # One of them ended by itself: stop the others.
+    kill -TERM $(alive "${pids[@]}") 2>/dev/null
+  elif ! wait_gone 10 "${pids[@]}"; then
+    # A signal sent to the whole group (Ctrl-C, systemd, docker, `timeout`, kill -- -PGID) has reached
+    # every process already, and a repeat is not wanted (uvicorn would abort its requests), so wait a
+    # moment first; then forward it, once, to those still running (it was sent to this script alone).
+    kill -TERM $(alive "${pids[@]}") 2>/dev/null
+  fi
+  if ! wait_gone 70 $tree; then
+    local left
+    left=$(alive $tree)
+    echo "run.sh: still running 8 s after the stop; killing them:" >&2
+    ps -o pid=,args= -p "${left//$'\n'/,}" >&2
+    kill -KILL $left 2>/dev/null
+  fi
+  wait 2>/dev/null
+}
+trap 'shutdown INT; exit 130' INT
+trap 'shutdown TERM; exit 143' TERM
+trap 'shutdown EXIT' EXIT
+
+# No lifespan protocol in Django; open long-polls get 3 s to end once a stop begins.
+.venv/bin/uvicorn portal.asgi:application --host 127.0.0.1 --port "${PORT}" --lifespan off \
+  --timeout-graceful-shutdown 3 &
 pids+=($!)
 $PY manage.py qcluster &
 pids+=($!)

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-import time as time_module
 import uuid
 from datetime import date, datetime, time, timedelta
 
+from asgiref.sync import sync_to_async
 from django.db.models import Count, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from portal.errors import NotFound
+from portal.longpoll import ColumnWatch
 from transcription.models import HotwordList, Transcription
 
 
@@ -27,10 +28,10 @@ def transcription_list(
     return qs
 
 
-def transcription_get(*, tenant, job_id) -> Transcription:
+def transcription_get(*, tenant, transcription_id) -> Transcription:
     """The tenant's job, or NotFound (also for another tenant's id and malformed ids)."""
     try:
-        pk = uuid.UUID(str(job_id))
+        pk = uuid.UUID(str(transcription_id))
     except ValueError:
         raise NotFound("No such transcription.") from None
     job = Transcription.objects.filter(tenant=tenant, pk=pk, deleted_at__isnull=True).first()
@@ -39,23 +40,23 @@ def transcription_get(*, tenant, job_id) -> Transcription:
     return job
 
 
-def transcription_wait_final(*, tenant, job_id, timeout_s: float) -> Transcription:
+# One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch).
+_final_watch = ColumnWatch(Transcription, "status", Transcription.FINAL_STATUSES, interval_s=0.05)
+
+
+async def transcription_await_final(*, tenant, transcription_id, timeout_s: float) -> Transcription:
     """The job once it is final, or as it is after `timeout_s` (long-poll; no model involved).
 
-    Checks one indexed column with a growing interval (5 ms .. 100 ms), so a waiting client costs
-    far less than a client polling over HTTP.
+    For async views: it awaits in the event loop and holds no thread while the job runs; a shared
+    watcher looks at all waited-for jobs in one query per tick, so a waiting client costs far less than
+    a client polling over HTTP. Another tenant's id or a malformed id is NotFound.
     """
-    job = transcription_get(tenant=tenant, job_id=job_id)
-    deadline = time_module.monotonic() + max(0.0, timeout_s)
-    interval = 0.005
-    while not job.is_final and time_module.monotonic() < deadline:
-        time_module.sleep(min(interval, max(0.0, deadline - time_module.monotonic())))
-        interval = min(interval * 1.5, 0.1)
-        status = Transcription.objects.filter(pk=job.pk).values_list("status", flat=True).first()
-        if status in Transcription.FINAL_STATUSES or status is None:
-            return transcription_get(tenant=tenant, job_id=job_id)
-    if not job.is_final:
-        job.refresh_from_db()
+    job = await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
+    if job.is_final:
+        return job
+    if await _final_watch.wait(job.pk, timeout_s=timeout_s):
+        return await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
+    await job.arefresh_from_db()
     return job
 
 
@@ -114,3 +115,22 @@ def hotword_list_get(*, tenant, list_id) -> HotwordList:
     if obj is None:
         raise NotFound("No such hotword list.")
     return obj
+
+
+def transcription_statement_lines(*, tenant, start: datetime, end: datetime) -> list:
+    """The tenant's transcriptions that succeeded in [start, end), as monthly statement lines (billing asks)."""
+    from billing.statements import JobLine
+
+    rows = Transcription.objects.filter(
+        tenant=tenant, status=Transcription.Status.SUCCEEDED, finished_at__gte=start, finished_at__lt=end
+    ).order_by("finished_at")
+    return [
+        JobLine(
+            id=str(t.pk),
+            finished_at=t.finished_at,
+            filename=t.filename,
+            duration_s=t.duration_s or 0.0,
+            billed_tokens=t.billed_tokens or 0,
+        )
+        for t in rows.only("id", "finished_at", "filename", "duration_s", "billed_tokens")
+    ]

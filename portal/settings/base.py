@@ -2,16 +2,20 @@
 
 import secrets
 
-from portal.env import BASE_DIR, env
+from portal.env import BASE_DIR, env, rates_by_name
 
 VAR_DIR = BASE_DIR / "var"
-VAR_DIR.mkdir(exist_ok=True)
 
 
 def _local_secret_key() -> str:
-    """A per-checkout key kept under var/ so sessions survive restarts without a literal key."""
+    """A per-checkout key kept under var/ so sessions survive restarts without a literal key.
+
+    Local and test settings only: production settings refuse to start without DJANGO_SECRET_KEY, so
+    importing them never reaches this (nor writes anything).
+    """
     path = VAR_DIR / "secret_key"
     if not path.exists():
+        VAR_DIR.mkdir(exist_ok=True)
         path.write_text(secrets.token_urlsafe(50))
     return path.read_text().strip()
 
@@ -33,6 +37,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    # Before django_q: portal's `qcluster` command (a shutdown that always ends) replaces django-q2's.
+    "portal",
     "django_q",
     "allauth",
     "allauth.account",
@@ -45,7 +51,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "whitenoise.middleware.WhiteNoiseMiddleware",
+    # portal.middleware: async-capable twins of two sync-only middlewares, so that under ASGI a waiting
+    # (long-poll) request holds no thread.
+    "portal.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.locale.LocaleMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -54,11 +62,12 @@ MIDDLEWARE = [
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
     "allauth.account.middleware.AccountMiddleware",
-    "dashboard.middleware.UserTimezoneMiddleware",
+    "portal.middleware.UserTimezoneMiddleware",
 ]
 
 ROOT_URLCONF = "portal.urls"
 WSGI_APPLICATION = "portal.wsgi.application"
+ASGI_APPLICATION = "portal.asgi.application"
 
 TEMPLATES = [
     {
@@ -87,7 +96,9 @@ if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":
         "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
     }
 else:
-    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=60))
+    # 0: under ASGI every request runs in a thread of its own, so a kept connection is never reused
+    # (it lingers until garbage-collected); long-polls close theirs while they wait (portal.longpoll).
+    DATABASES["default"].setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
     DATABASES["default"].setdefault("CONN_HEALTH_CHECKS", True)
 DATABASES["default"]["ATOMIC_REQUESTS"] = False
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
@@ -145,7 +156,14 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="Tingxie <noreply@tingxie
 REDIS_URL = env("REDIS_URL", default="redis://127.0.0.1:6379/0")
 Q_BROKER = env("Q_BROKER", default="orm")
 if Q_BROKER == "redis":
-    CACHES = {"default": {"BACKEND": "django.core.cache.backends.redis.RedisCache", "LOCATION": REDIS_URL}}
+    CACHES = {
+        "default": {
+            "BACKEND": "django.core.cache.backends.redis.RedisCache",
+            "LOCATION": REDIS_URL,
+            # Lets two sites (or a benchmark) share one Redis database without touching each other's keys.
+            "KEY_PREFIX": env("CACHE_KEY_PREFIX", default=""),
+        }
+    }
 else:
     # One web process with threads on the embedded defaults: a process-local cache is exact.
     CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}
@@ -168,7 +186,8 @@ ASR_ENGINES = {
 }
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
-MAX_TOKENS_PER_SECOND_BY_MODEL: dict[str, float] = {}
+# Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
+MAX_TOKENS_PER_SECOND_BY_MODEL = rates_by_name(env("MAX_TOKENS_PER_SECOND_BY_MODEL", default=""))
 MAX_UPLOAD_BYTES = env.int("MAX_UPLOAD_BYTES", default=500 * 1024 * 1024)
 MAX_AUDIO_SECONDS = env.float("MAX_AUDIO_SECONDS", default=4 * 3600)
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
@@ -238,6 +257,9 @@ SPECTACULAR_SETTINGS = {
     "SERVE_INCLUDE_SCHEMA": False,
     "SERVE_PERMISSIONS": ["rest_framework.permissions.AllowAny"],
     "SERVE_AUTHENTICATION": [],
+    # Request and response components apart: an upload's `file` is `format: binary` in requests.
+    "COMPONENT_SPLIT_REQUEST": True,
+    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.openapi.error_responses"],
 }
 
 # --- Stripe ----------------------------------------------------------------------------

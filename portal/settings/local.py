@@ -1,6 +1,8 @@
 """Settings for `make run` on one machine: SQLite, the ORM broker, local files."""
 
 from .base import *  # noqa: F403
-from .base import env
+from .base import VAR_DIR, env
 
 DEBUG = env.bool("DJANGO_DEBUG", default=True)
+# The embedded SQLite database, media and mail files live here (production settings create nothing).
+VAR_DIR.mkdir(exist_ok=True)

@@ -12,12 +12,13 @@ from rest_framework import serializers
 from rest_framework.response import Response
 
 from portal.errors import DomainError, InvalidRequest
+from portal.longpoll import AwaitResponse, LongPollApiMixin
 from tenants.api.base import TenantApi
 from transcription import services
 from transcription.api.views import reject_oversized_body
 from transcription.formats import to_srt, to_vtt
 from transcription.models import Transcription
-from transcription.selectors import transcription_wait_final
+from transcription.selectors import transcription_await_final
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice", "tingxie-default")
 LANGUAGE_MAP = {"": "auto", "auto": "auto", "zh": "zh", "en": "en", "yue": "yue", "ja": "ja", "ko": "ko"}
@@ -43,8 +44,10 @@ class OpenAITranscriptionSerializer(serializers.Serializer):
         return LANGUAGE_MAP[value]
 
 
-def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcription:
-    job = transcription_wait_final(tenant=job.tenant, job_id=job.pk, timeout_s=timeout_s)
+async def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcription:
+    """The caller's new job once final, awaited in the event loop; 504 `timeout` after timeout_s."""
+    # tenant_id, not tenant: loading a relation is a synchronous query, not allowed here.
+    job = await transcription_await_final(tenant=job.tenant_id, transcription_id=job.pk, timeout_s=timeout_s)
     if not job.is_final:
         raise DomainError(
             f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "
@@ -61,7 +64,7 @@ def _usage(job: Transcription) -> dict:
     return {"type": "tokens", "input_tokens": 0, "output_tokens": billed, "total_tokens": billed}
 
 
-class OpenAITranscriptionApi(TenantApi):
+class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
     @extend_schema(
         request={"multipart/form-data": OpenAITranscriptionSerializer},
         responses={200: dict},
@@ -80,7 +83,13 @@ class OpenAITranscriptionApi(TenantApi):
             api_key=self.api_key,
             idempotency_key=request.headers.get("Idempotency-Key"),
         )
-        job = wait_until_final(job, timeout_s=settings.OPENAI_WAIT_SECONDS)
+        # Awaited in the event loop (LongPollApiMixin): a client waiting for its transcript holds no thread.
+        return AwaitResponse(
+            wait_until_final(job, timeout_s=settings.OPENAI_WAIT_SECONDS), then=lambda job: self.answer(job, data)
+        )
+
+    def answer(self, job: Transcription, data: dict) -> Response:
+        """The OpenAI-shaped answer for a final job."""
         if job.status != Transcription.Status.SUCCEEDED:
             code = job.error_code or job.status
             raise InvalidRequest(

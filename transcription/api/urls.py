@@ -4,9 +4,17 @@ from transcription.api import views
 
 urlpatterns = [
     path("transcriptions", views.TranscriptionCreateListApi.as_view(), name="api-transcriptions"),
-    path("transcriptions/<str:job_id>", views.TranscriptionDetailApi.as_view(), name="api-transcription"),
-    path("transcriptions/<str:job_id>/cancel", views.TranscriptionCancelApi.as_view(), name="api-transcription-cancel"),
-    path("transcriptions/<str:job_id>/transcript", views.TranscriptionTranscriptApi.as_view(), name="api-transcript"),
-    path("transcriptions/<str:job_id>/receipt", views.TranscriptionReceiptApi.as_view(), name="api-receipt"),
+    path("transcriptions/<str:transcription_id>", views.TranscriptionDetailApi.as_view(), name="api-transcription"),
+    path(
+        "transcriptions/<str:transcription_id>/cancel",
+        views.TranscriptionCancelApi.as_view(),
+        name="api-transcription-cancel",
+    ),
+    path(
+        "transcriptions/<str:transcription_id>/transcript",
+        views.TranscriptionTranscriptApi.as_view(),
+        name="api-transcript",
+    ),
+    path("transcriptions/<str:transcription_id>/receipt", views.TranscriptionReceiptApi.as_view(), name="api-receipt"),
     path("usage", views.UsageApi.as_view(), name="api-usage"),
 ]

@@ -6,23 +6,22 @@ from datetime import timedelta
 
 from django.http import HttpResponse
 from django.utils import timezone
+from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
 from rest_framework.response import Response
 
 from portal.errors import FileTooLarge, InvalidRequest
+from portal.longpoll import AwaitResponse, LongPollApiMixin
+from portal.openapi import paginated
 from portal.pagination import Pagination
 from tenants.api.base import TenantApi
 from transcription import selectors, services
-from transcription.api.serializers import (
-    JobSerializer,
-    TranscriptionCreateSerializer,
-    TranscriptionListQuerySerializer,
-    job_representation,
-)
+from transcription.api.serializers import TranscriptionCreateSerializer, TranscriptionListQuerySerializer
 from transcription.formats import FORMATS, render_transcript
 from transcription.models import Transcription
 from transcription.receipts import receipt_build
+from transcription.representation import TranscriptionSerializer, transcription_representation
 
 
 def reject_oversized_body(request) -> None:
@@ -42,7 +41,7 @@ def reject_oversized_body(request) -> None:
 class TranscriptionCreateListApi(TenantApi):
     @extend_schema(
         request={"multipart/form-data": TranscriptionCreateSerializer},
-        responses={202: JobSerializer},
+        responses={202: TranscriptionSerializer},
         parameters=[OpenApiParameter("Idempotency-Key", str, OpenApiParameter.HEADER, required=False)],
         summary="Submit audio for transcription",
     )
@@ -51,26 +50,31 @@ class TranscriptionCreateListApi(TenantApi):
         serializer = TranscriptionCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
-        hotwords = [w for w in data.get("hotwords", "").splitlines() if w.strip()]
-        if data.get("hotword_list") is not None:
-            hotwords += selectors.hotword_list_get(tenant=self.tenant, list_id=data["hotword_list"]).word_list
         job = services.transcription_create(
             tenant=self.tenant,
             uploaded_file=data["file"],
-            options={"language": data["language"], "itn": data["itn"], "vad": data["vad"], "hotwords": hotwords},
+            options={
+                "language": data["language"],
+                "itn": data["itn"],
+                "vad": data["vad"],
+                "hotwords": data.get("hotwords", ""),
+                "hotword_list": data.get("hotword_list"),
+            },
             source=Transcription.Source.API,
             api_key=self.api_key,
             idempotency_key=request.headers.get("Idempotency-Key"),
             webhook_url=data.get("webhook_url", ""),
         )
-        response = Response(job_representation(job), status=status.HTTP_202_ACCEPTED)
+        response = Response(transcription_representation(job), status=status.HTTP_202_ACCEPTED)
         if getattr(job, "idempotent_replay", False):
             response["Idempotent-Replayed"] = "true"
         return response
 
     @extend_schema(
         parameters=[TranscriptionListQuerySerializer],
-        responses={200: JobSerializer(many=True)},
+        responses={200: paginated(TranscriptionSerializer)},
+        # Named explicitly: with a page serializer drf-spectacular would call it "retrieve", like the detail GET.
+        operation_id="api_v1_transcriptions_list",
         summary="List transcriptions",
     )
     def get(self, request):
@@ -79,13 +83,13 @@ class TranscriptionCreateListApi(TenantApi):
         qs = selectors.transcription_list(tenant=self.tenant, **query.validated_data)
         paginator = Pagination()
         page = paginator.paginate_queryset(qs, request, view=self)
-        return paginator.get_paginated_response([job_representation(j) for j in page])
+        return paginator.get_paginated_response([transcription_representation(j) for j in page])
 
 
 MAX_WAIT_SECONDS = 60
 
 
-class TranscriptionDetailApi(TenantApi):
+class TranscriptionDetailApi(LongPollApiMixin, TenantApi):
     @extend_schema(
         parameters=[
             OpenApiParameter(
@@ -93,43 +97,63 @@ class TranscriptionDetailApi(TenantApi):
                 description=f"Long-poll: answer as soon as the job is final, or after this many seconds (max {MAX_WAIT_SECONDS}).",
             )
         ],
-        responses={200: JobSerializer},
+        responses={200: TranscriptionSerializer},
         summary="Get a transcription",
     )  # fmt: skip
-    def get(self, request, job_id):
+    def get(self, request, transcription_id):
         wait = request.query_params.get("wait")
         if wait is None:
-            return Response(job_representation(selectors.transcription_get(tenant=self.tenant, job_id=job_id)))
+            return Response(
+                transcription_representation(
+                    selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+                )
+            )
         try:
             seconds = float(wait)
         except ValueError:
             seconds = -1.0
         if not 0 <= seconds <= MAX_WAIT_SECONDS:
             raise InvalidRequest(f"wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}.")
-        job = selectors.transcription_wait_final(tenant=self.tenant, job_id=job_id, timeout_s=seconds)
-        return Response(job_representation(job))
+        # Awaited in the event loop (LongPollApiMixin): a waiting client holds no thread.
+        return AwaitResponse(
+            selectors.transcription_await_final(
+                tenant=self.tenant, transcription_id=transcription_id, timeout_s=seconds
+            ),
+            then=lambda job: Response(transcription_representation(job)),
+        )
 
     @extend_schema(responses={204: None}, summary="Delete a transcription's audio and text (the ledger stays)")
-    def delete(self, request, job_id):
-        services.transcription_delete(job=selectors.transcription_get(tenant=self.tenant, job_id=job_id))
+    def delete(self, request, transcription_id):
+        services.transcription_delete(
+            transcription=selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+        )
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class TranscriptionCancelApi(TenantApi):
-    @extend_schema(request=None, responses={200: JobSerializer}, summary="Cancel a queued or running job (not charged)")
-    def post(self, request, job_id):
-        job = services.transcription_cancel(job=selectors.transcription_get(tenant=self.tenant, job_id=job_id))
-        return Response(job_representation(job))
+    @extend_schema(
+        request=None, responses={200: TranscriptionSerializer}, summary="Cancel a queued or running job (not charged)"
+    )
+    def post(self, request, transcription_id):
+        job = services.transcription_cancel(
+            transcription=selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+        )
+        return Response(transcription_representation(job))
 
 
 class TranscriptionTranscriptApi(TenantApi):
     @extend_schema(
         parameters=[OpenApiParameter("format", str, enum=list(FORMATS), required=False)],
-        responses={(200, "text/plain"): str},
+        responses={
+            (200, "text/plain"): OpenApiTypes.STR,
+            (200, "application/x-subrip"): OpenApiTypes.STR,
+            (200, "text/vtt"): OpenApiTypes.STR,
+            (200, "application/json"): OpenApiTypes.OBJECT,
+        },
         summary="Download the transcript as txt, srt, vtt or json",
     )
-    def get(self, request, job_id):
-        job = selectors.transcription_get(tenant=self.tenant, job_id=job_id)
+    def get(self, request, transcription_id):
+        job = selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
         fmt = request.query_params.get("format", "txt")
         if job.status != Transcription.Status.SUCCEEDED:
             raise InvalidRequest(
@@ -137,7 +161,7 @@ class TranscriptionTranscriptApi(TenantApi):
                 code="transcript_not_ready",
                 status_code=409,
             )
-        body, content_type = render_transcript(job=job, fmt=fmt)
+        body, content_type = render_transcript(transcription=job, fmt=fmt)
         from portal.downloads import safe_download
 
         return safe_download(HttpResponse(body, content_type=content_type), filename=f"{job.pk}.{fmt}")
@@ -145,9 +169,9 @@ class TranscriptionTranscriptApi(TenantApi):
 
 class TranscriptionReceiptApi(TenantApi):
     @extend_schema(responses={200: dict}, summary="The billed units of a job (token rule v1)")
-    def get(self, request, job_id):
-        job = selectors.transcription_get(tenant=self.tenant, job_id=job_id)
-        return Response(receipt_build(job=job))
+    def get(self, request, transcription_id):
+        job = selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+        return Response(receipt_build(transcription=job))
 
 
 class UsageApi(TenantApi):

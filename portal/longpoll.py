@@ -1,0 +1,177 @@
+"""Long-polls: DRF views that may end by waiting, awaited in the event loop, and a shared row watcher.
+
+A handler of a `LongPollApiMixin` view runs as usual (authentication, throttling, tenant, validation,
+all synchronous, in a thread) and may return `AwaitResponse(awaitable, then=...)`. The view is served
+as an async Django view: the awaitable is awaited in the event loop, then `then(result)` builds the
+response in a thread, and exceptions from either go through DRF's exception handling exactly as if the
+handler had raised them. Under WSGI (the test client, pytest-django's live_server) Django runs the same
+async view through async_to_sync: the same answers, but there the request's thread does wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextvars
+import inspect
+import logging
+import threading
+import weakref
+from collections.abc import Awaitable, Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.db import connections
+from django.db.models import Model
+from rest_framework.response import Response
+
+logger = logging.getLogger(__name__)
+
+
+class AwaitResponse(Response):
+    """Returned by a handler to answer with `then(await awaitable)` (a ready value is not awaited)."""
+
+    def __init__(self, awaitable: Awaitable[Any] | Any, *, then: Callable[[Any], Response]):
+        super().__init__()
+        self.awaitable = awaitable
+        self.then = then
+
+
+class LongPollApiMixin:
+    """Mix into an APIView whose handlers may return AwaitResponse (put it before the APIView base)."""
+
+    @classmethod
+    def as_view(cls, **initkwargs):
+        sync_view = super().as_view(**initkwargs)
+
+        async def view(request, *args, **kwargs):
+            response = await sync_to_async(sync_view)(request, *args, **kwargs)
+            if not isinstance(response, AwaitResponse):
+                return response
+            api = response.renderer_context["view"]
+            try:
+                awaitable = response.awaitable
+                result = (await awaitable) if inspect.isawaitable(awaitable) else awaitable
+            except Exception as exc:  # noqa: BLE001 - handed to DRF's exception handling below
+                return await sync_to_async(api.finish_long_poll)(exc=exc)
+            return await sync_to_async(api.finish_long_poll)(then=response.then, result=result)
+
+        # What DRF's as_view() sets (drf-spectacular reads `cls`; CSRF is the authentication's business).
+        for attr in ("cls", "initkwargs", "view_class", "view_initkwargs", "csrf_exempt"):
+            if hasattr(sync_view, attr):
+                setattr(view, attr, getattr(sync_view, attr))
+        view.__doc__, view.__module__, view.__name__ = sync_view.__doc__, sync_view.__module__, sync_view.__name__
+        return view
+
+    def finish_long_poll(
+        self, *, then: Callable[[Any], Response] | None = None, result: Any = None, exc: Exception | None = None
+    ) -> Response:
+        """The end of DRF's dispatch() for an awaited answer: build it, map errors, finalize."""
+        try:
+            if exc is not None:
+                raise exc
+            response = then(result)
+        except Exception as error:  # noqa: BLE001 - DRF maps it (or re-raises what it does not handle)
+            response = self.handle_exception(error)
+        self.response = self.finalize_response(self.request, response, *self.args, **self.kwargs)
+        return self.response
+
+
+class ColumnWatch:
+    """Waits, for any number of waiters at once, until a row's `field` takes one of `values`.
+
+    One query per tick (`interval_s`) looks at every waited-for row, in one dedicated thread with its own
+    database connection (closed whenever nobody waits), so a waiting request costs neither a thread, nor
+    a query, nor a database connection of its own. One watcher task per event loop (uvicorn runs one;
+    async_to_sync makes one per call). A row the watcher cannot see (deleted, or not committed yet)
+    keeps its waiters waiting until their timeout.
+    """
+
+    BATCH = 500  # ids per query (SQLite's limit on query parameters)
+
+    def __init__(self, model: type[Model], field: str, values: Iterable[str], *, interval_s: float = 0.05):
+        self.model = model
+        self.field = field
+        self.values = tuple(values)
+        self.interval_s = interval_s
+        self._executor: ThreadPoolExecutor | None = None
+        self._executor_lock = threading.Lock()
+        self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatch] = weakref.WeakKeyDictionary()
+
+    async def wait(self, pk: Any, *, timeout_s: float) -> bool:
+        """True once the row's field is in `values` (False after timeout_s).
+
+        The caller's database connection is closed first (unless a transaction is open): hundreds of
+        waiting requests must not hold hundreds of connections. The next query opens one again.
+        """
+        await sync_to_async(_release_connections)()
+        loop = asyncio.get_running_loop()
+        watch = self._loops.get(loop)
+        if watch is None:
+            watch = self._loops[loop] = _LoopWatch()
+        future = loop.create_future()
+        watch.waiters.setdefault(pk, set()).add(future)
+        if watch.task is None or watch.task.done():
+            # A fresh context: the task outlives the request that happened to start it.
+            watch.task = loop.create_task(self._run(watch), context=contextvars.Context())
+        try:
+            await asyncio.wait({future}, timeout=max(0.0, timeout_s))
+            return future.done() and not future.cancelled()
+        finally:
+            waiting = watch.waiters.get(pk)
+            if waiting is not None:
+                waiting.discard(future)
+                if not waiting:
+                    del watch.waiters[pk]
+
+    async def _run(self, watch: _LoopWatch) -> None:
+        loop = asyncio.get_running_loop()
+        executor = self._get_executor()
+        try:
+            while True:
+                await asyncio.sleep(self.interval_s)
+                if not watch.waiters:
+                    await loop.run_in_executor(executor, connections.close_all)
+                    if not watch.waiters:  # (no await from here on: a newcomer then finds the task done)
+                        return
+                    continue
+                try:
+                    reached = await loop.run_in_executor(executor, self._reached, list(watch.waiters))
+                except Exception:  # noqa: BLE001 - waiters keep waiting; try again next tick
+                    logger.warning("Watching %s.%s failed; retrying.", self.model.__name__, self.field, exc_info=True)
+                    await loop.run_in_executor(executor, connections.close_all)
+                    continue
+                for pk in reached:
+                    for future in watch.waiters.get(pk, ()):
+                        if not future.done():
+                            future.set_result(True)
+        except asyncio.CancelledError:
+            await loop.run_in_executor(executor, connections.close_all)
+            raise
+
+    def _reached(self, pks: list[Any]) -> set[Any]:
+        found: set[Any] = set()
+        for i in range(0, len(pks), self.BATCH):
+            rows = self.model._default_manager.filter(
+                pk__in=pks[i : i + self.BATCH], **{f"{self.field}__in": self.values}
+            ).values_list("pk", flat=True)
+            found.update(rows)
+        return found
+
+    def _get_executor(self) -> ThreadPoolExecutor:
+        with self._executor_lock:
+            if self._executor is None:
+                self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"watch-{self.model.__name__}")
+            return self._executor
+
+
+def _release_connections() -> None:
+    for connection in connections.all(initialized_only=True):
+        if not connection.in_atomic_block:
+            connection.close()
+
+
+class _LoopWatch:
+    def __init__(self):
+        self.waiters: dict[Any, set[asyncio.Future]] = {}
+        self.task: asyncio.Task | None = None
