@@ -64,6 +64,16 @@ def start(env: dict, log_path) -> tuple[subprocess.Popen, str]:
     )  # fmt: skip
     log.close()
     url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(proc, url, log_path)
+    except BaseException:
+        os.killpg(proc.pid, signal.SIGKILL)  # never leave the stack behind
+        proc.wait(timeout=10)
+        raise
+    return proc, url
+
+
+def wait_until_up(proc: subprocess.Popen, url: str, log_path) -> None:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
@@ -80,7 +90,6 @@ def start(env: dict, log_path) -> tuple[subprocess.Popen, str]:
     while log_path.read_text(errors="replace").count("running.") < 2:
         assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
         time.sleep(0.1)
-    return proc, url
 
 
 def stopped_within(proc: subprocess.Popen, limit_s: float) -> float:

@@ -174,7 +174,11 @@ class Uvicorn:
              "--port", str(self.port), "--lifespan", "off", "--timeout-graceful-shutdown", "1"],
             cwd=ROOT, env=env, stdout=self._log, stderr=subprocess.STDOUT, start_new_session=True,
         )  # fmt: skip
-        wait_for(self._healthy, timeout=60, interval=0.2, message="uvicorn to answer /healthz")
+        try:
+            wait_for(self._healthy, timeout=60, interval=0.2, message="uvicorn to answer /healthz")
+        except BaseException:
+            self.stop()  # never leave a server behind
+            raise
 
     def _healthy(self) -> bool:
         assert self.proc.poll() is None, self.log_path.read_text(errors="replace")
