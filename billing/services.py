@@ -77,7 +77,9 @@ def hold_place(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
                 needed_tokens=tokens,
                 available_tokens=account.available,
             )
-        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, transcription_id=reference)
+        return _write(
+            account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, transcription_id=reference
+        )
 
 
 def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
@@ -98,7 +100,11 @@ def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
                 available_tokens=account.available,
             )
         return _write(
-            account=account, kind=Kind.HOLD_EXTEND, available_delta=-tokens, held_delta=tokens, transcription_id=reference
+            account=account,
+            kind=Kind.HOLD_EXTEND,
+            available_delta=-tokens,
+            held_delta=tokens,
+            transcription_id=reference,
         )
 
 
@@ -112,10 +118,14 @@ def hold_settle(*, tenant_id: int, reference, held: int, tokens: int) -> tuple[i
         billed = min(tokens, held)
         debit = None
         if billed > 0:
-            debit = _write(account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, transcription_id=reference)
+            debit = _write(
+                account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, transcription_id=reference
+            )
         rest = held - billed
         if rest > 0:
-            _write(account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, transcription_id=reference)
+            _write(
+                account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, transcription_id=reference
+            )
         return billed, debit
 
 
@@ -126,7 +136,9 @@ def hold_release(*, tenant_id: int, reference, held: int) -> LedgerEntry | None:
         if held <= 0 or done:
             return None
         account = account_lock(tenant_id=tenant_id)
-        return _write(account=account, kind=Kind.RELEASE, available_delta=held, held_delta=-held, transcription_id=reference)
+        return _write(
+            account=account, kind=Kind.RELEASE, available_delta=held, held_delta=-held, transcription_id=reference
+        )
 
 
 def external_entry_write(

@@ -12,7 +12,7 @@ if (BASE_DIR / ".env").is_file():
 
 
 def rates_by_name(text: str) -> dict[str, float]:
-    """"name=rate,name2=rate2" (names may hold '/' and '='; the last '=' splits) -> {name: rate}."""
+    """ "name=rate,name2=rate2" (names may hold '/' and '='; the last '=' splits) -> {name: rate}."""
     rates: dict[str, float] = {}
     for item in (text or "").split(","):
         name, sep, rate = item.rpartition("=")

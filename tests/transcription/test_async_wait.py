@@ -39,25 +39,25 @@ def media(settings, tmp_path):
 
 @pytest.mark.django_db
 def test_wait_on_a_queued_job_answers_it_as_it_is_after_the_wait(api_client, tenant, grant, media):
-    job_id = submit(api_client, grant, tenant)
+    transcription_id = submit(api_client, grant, tenant)
     t0 = time.monotonic()
-    response = api_client.get(f"/api/v1/transcriptions/{job_id}", {"wait": "0.5"})
+    response = api_client.get(f"/api/v1/transcriptions/{transcription_id}", {"wait": "0.5"})
     assert response.status_code == 200
     assert 0.45 <= time.monotonic() - t0 < 5
-    assert response.json()["id"] == job_id and response.json()["status"] == "queued"
-    assert response.json() == api_client.get(f"/api/v1/transcriptions/{job_id}").json()
+    assert response.json()["id"] == transcription_id and response.json()["status"] == "queued"
+    assert response.json() == api_client.get(f"/api/v1/transcriptions/{transcription_id}").json()
 
 
 @pytest.mark.django_db
 def test_wait_errors_are_unchanged(api_client, other_client, tenant, grant, media):
-    job_id = submit(api_client, grant, tenant)
+    transcription_id = submit(api_client, grant, tenant)
     for bad in ("abc", "-1", "61", "nan"):
-        response = api_client.get(f"/api/v1/transcriptions/{job_id}", {"wait": bad})
+        response = api_client.get(f"/api/v1/transcriptions/{transcription_id}", {"wait": bad})
         assert response.status_code == 400
         assert response.json()["error"]["code"] == "invalid_request"
     t0 = time.monotonic()
     for client, path in (
-        (other_client, f"/api/v1/transcriptions/{job_id}"),  # another tenant's job
+        (other_client, f"/api/v1/transcriptions/{transcription_id}"),  # another tenant's job
         (api_client, "/api/v1/transcriptions/not-a-uuid"),
         (api_client, "/api/v1/transcriptions/00000000-0000-0000-0000-000000000000"),
     ):
@@ -65,16 +65,16 @@ def test_wait_errors_are_unchanged(api_client, other_client, tenant, grant, medi
         assert response.status_code == 404
         assert response.json() == {"error": {"code": "not_found", "message": "No such transcription."}}
     assert time.monotonic() - t0 < 5, "a 404 does not wait"
-    anonymous = APIClient().get(f"/api/v1/transcriptions/{job_id}", {"wait": "5"})
+    anonymous = APIClient().get(f"/api/v1/transcriptions/{transcription_id}", {"wait": "5"})
     assert anonymous.status_code == 401 and anonymous.json()["error"]["code"] == "invalid_api_key"
 
 
 @pytest.mark.django_db
 def test_wait_on_a_final_job_answers_at_once(api_client, tenant, grant, media):
-    job_id = submit(api_client, grant, tenant)
-    assert api_client.post(f"/api/v1/transcriptions/{job_id}/cancel").status_code == 200
+    transcription_id = submit(api_client, grant, tenant)
+    assert api_client.post(f"/api/v1/transcriptions/{transcription_id}/cancel").status_code == 200
     t0 = time.monotonic()
-    response = api_client.get(f"/api/v1/transcriptions/{job_id}", {"wait": "30"})
+    response = api_client.get(f"/api/v1/transcriptions/{transcription_id}", {"wait": "30"})
     assert time.monotonic() - t0 < 2
     assert response.status_code == 200 and response.json()["status"] == "canceled"
 
@@ -91,15 +91,15 @@ def test_openai_endpoint_times_out_with_504_and_the_job_id(api_client, tenant, g
         "code": "timeout",
         "message": f"The transcription is still queued after 1 s. It continues in the background: "
         f"poll GET /api/v1/transcriptions/{job.pk}.",
-        "job_id": str(job.pk),
+        "transcription_id": str(job.pk),
     }
 
 
 @pytest.mark.django_db
 def test_wait_through_the_asgi_handler(api_client, api_key, tenant, grant, media):
-    job_id = submit(api_client, grant, tenant)
+    transcription_id = submit(api_client, grant, tenant)
     get = async_to_sync(AsyncClient().get)
-    path = f"/api/v1/transcriptions/{job_id}"
+    path = f"/api/v1/transcriptions/{transcription_id}"
     response = get(path, {"wait": "0.2"}, headers={"Authorization": f"Bearer {api_key[1]}"})
     assert response.status_code == 200 and response.json()["status"] == "queued"
     other = get(path, {"wait": "5"}, headers={"Authorization": "Bearer nope"})
@@ -218,13 +218,13 @@ def test_many_waits_leave_the_server_responsive_and_end_when_the_job_does(uvicor
         assert r.status_code == 202, r.text
         ids.append(r.json()["id"])
 
-    def long_poll(job_id: str) -> tuple[float, dict]:
-        r = requests.get(f"{uvicorn_server.url}/api/v1/transcriptions/{job_id}", params={"wait": 30},
+    def long_poll(transcription_id: str) -> tuple[float, dict]:
+        r = requests.get(f"{uvicorn_server.url}/api/v1/transcriptions/{transcription_id}", params={"wait": 30},
                          headers=headers, timeout=60)  # fmt: skip
         return time.monotonic(), r.json()
 
     with ThreadPoolExecutor(WAITERS) as pool:
-        futures = {job_id: pool.submit(long_poll, job_id) for job_id in ids}
+        futures = {transcription_id: pool.submit(long_poll, transcription_id) for transcription_id in ids}
         time.sleep(1.0)  # every wait has reached the server
         assert not any(f.done() for f in futures.values()), "queued jobs are waited for"
 
@@ -241,7 +241,7 @@ def test_many_waits_leave_the_server_responsive_and_end_when_the_job_does(uvicor
         assert time.monotonic() - t0 < 5
         assert sum(f.done() for f in futures.values()) == 1, "only the ended job's wait answered"
 
-        for job_id in ids[1:]:  # end the rest the same way
-            session.post(f"{uvicorn_server.url}/api/v1/transcriptions/{job_id}/cancel", headers=headers, timeout=10)
-        for job_id in ids[1:]:
-            assert futures[job_id].result(timeout=10)[1]["status"] == "canceled"
+        for transcription_id in ids[1:]:  # end the rest the same way
+            session.post(f"{uvicorn_server.url}/api/v1/transcriptions/{transcription_id}/cancel", headers=headers, timeout=10)
+        for transcription_id in ids[1:]:
+            assert futures[transcription_id].result(timeout=10)[1]["status"] == "canceled"

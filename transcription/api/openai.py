@@ -54,7 +54,7 @@ async def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcrip
             f"poll GET /api/v1/transcriptions/{job.pk}.",
             code="timeout",
             status_code=504,
-            job_id=str(job.pk),
+            transcription_id=str(job.pk),
         )
     return job
 
