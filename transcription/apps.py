@@ -1,4 +1,12 @@
+import functools
+import logging
+import os
+
 from django.apps import AppConfig
+from django.conf import settings
+from django.core.signals import request_started
+
+logger = logging.getLogger(__name__)
 
 
 class TranscriptionConfig(AppConfig):
@@ -11,3 +19,20 @@ class TranscriptionConfig(AppConfig):
         from transcription.selectors import transcription_statement_lines
 
         usage_source_register(transcription_statement_lines)
+        # Not made here: importing the app writes nothing (production); the first request makes it.
+        request_started.connect(_upload_temp_dir_ensure, dispatch_uid="transcription-upload-temp-dir")
+
+
+def _upload_temp_dir_ensure(**kwargs) -> None:
+    """Django spools big uploads into FILE_UPLOAD_TEMP_DIR (the orphan sweep's to clean) and fails if it is
+    missing; settings only name it. Runs before the request's body is parsed."""
+    if settings.FILE_UPLOAD_TEMP_DIR:
+        _make_dir(str(settings.FILE_UPLOAD_TEMP_DIR))
+
+
+@functools.cache
+def _make_dir(path: str) -> None:
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as exc:  # e.g. a read-only checkout: uploads over FILE_UPLOAD_MAX_MEMORY_SIZE will fail
+        logger.warning("Cannot create FILE_UPLOAD_TEMP_DIR %s: %s", path, exc)

@@ -6,10 +6,13 @@ from django.conf import settings
 from django.db import models
 from django.db.models import Q
 
+# Stored audio lives under AUDIO_DIR/<tenant id>/<transcription id>; the orphan sweep lists this folder.
+AUDIO_DIR = "audio"
+
 
 def audio_upload_to(instance: "Transcription", filename: str) -> str:
     # Never reuse the client's file name on disk.
-    return f"audio/{instance.tenant_id}/{instance.pk}"
+    return f"{AUDIO_DIR}/{instance.tenant_id}/{instance.pk}"
 
 
 class Transcription(models.Model):

@@ -1,6 +1,6 @@
 """django-q2 task entry points: they take ids and call services."""
 
-from transcription.services import transcription_run, transcription_sweep, webhook_deliver
+from transcription.services import transcription_orphans_sweep, transcription_run, transcription_sweep, webhook_deliver
 
 
 def transcription_run_task(transcription_id: str) -> str:
@@ -9,6 +9,10 @@ def transcription_run_task(transcription_id: str) -> str:
 
 def transcription_sweep_task() -> dict:
     return transcription_sweep()
+
+
+def transcription_orphans_sweep_task() -> dict:
+    return transcription_orphans_sweep()
 
 
 def webhook_deliver_task(transcription_id: str, attempt: int = 1) -> bool:

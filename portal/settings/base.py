@@ -133,6 +133,11 @@ STORAGES = {
 # Uploads above this spool to disk instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Uploads spooled to disk go to a folder of ours (the transcription app makes it at the first request, not
+# here), so the orphan sweep can remove what a killed server left there.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=str(VAR_DIR / "tmp" / "uploads"))
+# The orphan sweep removes stored audio no transcription references, and temporary upload files, older than this.
+ORPHAN_AUDIO_MAX_AGE_SECONDS = env.int("ORPHAN_AUDIO_MAX_AGE_SECONDS", default=3600)
 
 LOGIN_URL = "account_login"
 LOGIN_REDIRECT_URL = "/app/"

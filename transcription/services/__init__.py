@@ -2,6 +2,7 @@
 
 - submit: validate, store, hold and queue (idempotency, cache);
 - lifecycle: the worker side (claim, heartbeat, hold cover, run, finalize, fail), cancel, delete, sweep;
+- orphans: the sweep of stored audio no row references and stale temporary upload files (killed uploads);
 - webhooks: signed result delivery with backoff;
 - hotwords: saved lists and the one merge rule;
 - common: the row lock and the task hops they share.
@@ -21,6 +22,7 @@ from transcription.services.lifecycle import (
     transcription_run,
     transcription_sweep,
 )
+from transcription.services.orphans import transcription_orphans_sweep
 from transcription.services.submit import options_normalize, transcription_create
 from transcription.services.webhooks import WEBHOOK_BACKOFF, webhook_deliver, webhook_payload, webhook_sign
 
@@ -41,6 +43,7 @@ __all__ = [
     "transcription_heartbeat",
     "transcription_hold_cover",
     "transcription_lock",
+    "transcription_orphans_sweep",
     "transcription_run",
     "transcription_sweep",
     "webhook_deliver",

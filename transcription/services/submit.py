@@ -66,7 +66,11 @@ def _local_path(uploaded):
     if hasattr(uploaded, "temporary_file_path"):
         yield uploaded.temporary_file_path()
         return
-    fd, path = tempfile.mkstemp(prefix="tingxie-upload-")
+    # Next to Django's own temporary uploads, named like them: the orphan sweep removes one a kill left behind.
+    directory = settings.FILE_UPLOAD_TEMP_DIR or None
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix="tingxie-", suffix=".upload", dir=directory)
     try:
         with os.fdopen(fd, "wb") as out:
             uploaded.seek(0)
@@ -122,7 +126,9 @@ def transcription_create(
     """Validate the upload, store it, place the hold and queue the transcription; or answer from the cache.
 
     The audio is stored before the money transaction (which then lasts a few queries, however big the file)
-    and removed again when the transcription is refused (402, idempotency conflict) or anything fails.
+    and removed again when the transcription is refused (402, idempotency conflict) or anything fails. A
+    process killed between the store and the commit cannot remove it: `transcription_orphans_sweep` does,
+    once it is older than ORPHAN_AUDIO_MAX_AGE_SECONDS and still no row references it.
     """
     from transcription.audio import probe
 
