@@ -22,7 +22,9 @@ from portal.errors import InvalidRequest
 
 Kind = LedgerEntry.Kind
 ADJUSTMENT_KINDS = (Kind.GRANT, Kind.ADJUSTMENT, Kind.REFUND, Kind.DISPUTE, Kind.DISPUTE_REVERSAL)
-_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])$")
+_MONTH = re.compile(r"^(\d{4})-(0[1-9]|1[0-2])\Z")
+# Statement months: any year that is not absurd (the ledger starts long after 2000).
+MIN_YEAR, MAX_YEAR = 2000, 2999
 
 
 @dataclass(frozen=True)
@@ -70,6 +72,9 @@ def month_parse(value: str) -> tuple[datetime, datetime]:
     if not match:
         raise InvalidRequest(f"Invalid month {value!r}; use YYYY-MM.")
     year, month = int(match.group(1)), int(match.group(2))
+    if not MIN_YEAR <= year <= MAX_YEAR:
+        # Year 0 does not exist and 9999-12 ends in year 10000: neither is a datetime.
+        raise InvalidRequest(f"Invalid month {value!r}; the year must be from {MIN_YEAR} to {MAX_YEAR}.")
     start = datetime(year, month, 1, tzinfo=UTC)
     end = datetime(year + (month == 12), month % 12 + 1, 1, tzinfo=UTC)
     return start, end

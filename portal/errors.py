@@ -2,13 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from django.core.exceptions import PermissionDenied, RequestDataTooBig
+from django.db import InterfaceError, OperationalError
 from django.http import Http404
 from rest_framework import exceptions, status
 from rest_framework.response import Response
-from rest_framework.views import exception_handler
+from rest_framework.views import exception_handler, set_rollback
+
+from portal.request_id import request_id_get
+
+# Paths whose errors are JSON in the documented shape (everything else is the dashboard's HTML).
+API_PATH_PREFIXES = ("/api/", "/v1/", "/webhooks/")
+# The database is down or dropped our connection: the request may succeed if retried.
+DATABASE_UNAVAILABLE = (OperationalError, InterfaceError)
+RETRY_AFTER_SECONDS = 10
+
+request_logger = logging.getLogger("django.request")
 
 
 class DomainError(Exception):
@@ -71,6 +83,41 @@ def error_body(code: str, message: str, **extra: Any) -> dict[str, Any]:
     return {"error": {"code": code, "message": message, **extra}}
 
 
+def is_api_path(path: str) -> bool:
+    return path.startswith(API_PATH_PREFIXES)
+
+
+def unhandled_error(exc: BaseException | None) -> tuple[int, dict[str, Any], dict[str, str]]:
+    """(status, body, headers) for an exception nothing else mapped: 503 for a database outage, else 500.
+
+    The body never shows the exception (it may hold SQL or secrets); the request id finds it in the logs.
+    """
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        body = error_body(
+            "service_unavailable",
+            f"The service is temporarily unavailable; retry in {RETRY_AFTER_SECONDS} seconds.",
+            request_id=request_id_get(),
+        )
+        return 503, body, {"Retry-After": str(RETRY_AFTER_SECONDS)}
+    body = error_body(
+        "internal_error",
+        "Internal server error; it has been logged. Quote the request_id if you contact support.",
+        request_id=request_id_get(),
+    )
+    return 500, body, {}
+
+
+def log_unhandled(request, exc: BaseException, status_code: int) -> None:
+    """Log like Django does for an uncaught exception (same logger, with the traceback)."""
+    request_logger.error(
+        "%s: %s",
+        "Service Unavailable" if status_code == 503 else "Internal Server Error",
+        request.path,
+        exc_info=(type(exc), exc, exc.__traceback__),
+        extra={"status_code": status_code, "request": request},
+    )
+
+
 def _flatten(detail: Any, prefix: str = "") -> list[str]:
     if isinstance(detail, dict):
         out: list[str] = []
@@ -112,7 +159,15 @@ def api_exception_handler(exc: Exception, context: dict) -> Response | None:
         exc = exceptions.PermissionDenied()
     response = exception_handler(exc, context)
     if response is None:
-        return None
+        # Anything else is our failure (or the database's): still the documented shape, never HTML.
+        set_rollback()
+        status_code, body, headers = unhandled_error(exc)
+        request = context.get("request")
+        if request is not None:
+            log_unhandled(getattr(request, "_request", request), exc, status_code)
+        response = Response(body, status=status_code, headers=headers)
+        response._has_been_logged = True  # logged above with the traceback; Django need not log it again
+        return response
     if isinstance(exc, exceptions.ValidationError):
         messages = _flatten(exc.detail)
         response.data = error_body("invalid_request", "; ".join(messages) or "Invalid request.", fields=exc.detail)

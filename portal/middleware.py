@@ -1,16 +1,84 @@
-"""Async-capable versions of the two synchronous middlewares in MIDDLEWARE.
+"""Our middlewares, each able to run in sync and async mode: request ids and API errors, and async-capable
+versions of the two synchronous middlewares in MIDDLEWARE.
 
 Under ASGI, one sync-only middleware turns the whole chain synchronous: every request then runs in a
 thread that stays blocked while an async view (a long-poll) awaits. With every middleware able to run
-in async mode, a waiting request holds no thread. Both classes behave exactly like the originals.
+in async mode, a waiting request holds no thread. The two wrapped classes behave exactly like the originals.
 """
 
 from __future__ import annotations
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
+from django.http import Http404, JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware as SyncWhiteNoiseMiddleware
 
 from dashboard.middleware import UserTimezoneMiddleware as SyncUserTimezoneMiddleware
+from portal.errors import DomainError, error_body, is_api_path, log_unhandled, unhandled_error
+from portal.request_id import request_id_from, request_id_var
+
+# Exceptions Django itself answers with a 4xx (handler400/403/404): not ours to turn into a 500.
+_DJANGO_CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
+
+
+class RequestIdMiddleware:
+    """First in MIDDLEWARE: a request id for the logs and the `X-Request-ID` response header, and JSON errors
+    on API paths for exceptions that a view outside DRF raised (DRF views map theirs in portal.errors).
+
+    The id is the client's (or proxy's) `X-Request-ID` when it is a short safe token, else a fresh one. It
+    lives in a context variable, which sync_to_async threads and async tasks of the request inherit.
+    Exceptions raised by other middlewares never reach this one (Django answers them with handler500,
+    portal.views.server_error, which reads the same id).
+    """
+
+    sync_capable = True
+    async_capable = True
+
+    def __init__(self, get_response):
+        self.get_response = get_response
+        self.async_mode = iscoroutinefunction(get_response)
+        if self.async_mode:
+            markcoroutinefunction(self)
+
+    def __call__(self, request):
+        if self.async_mode:
+            return self.__acall__(request)
+        request_id, token = self._begin(request)
+        try:
+            response = self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+    async def __acall__(self, request):
+        request_id, token = self._begin(request)
+        try:
+            response = await self.get_response(request)
+        finally:
+            request_id_var.reset(token)
+        response["X-Request-ID"] = request_id
+        return response
+
+    @staticmethod
+    def _begin(request):
+        request_id = request_id_from(request.headers.get("X-Request-ID"))
+        request.request_id = request_id
+        return request_id, request_id_var.set(request_id)
+
+    def process_exception(self, request, exception):
+        """An exception from a (non-DRF) view on an API path: the documented shape, not Django's HTML page."""
+        if not is_api_path(request.path) or isinstance(exception, _DJANGO_CLIENT_ERRORS):
+            return None
+        if isinstance(exception, DomainError):
+            return JsonResponse(
+                error_body(exception.code, exception.message, **exception.extra), status=exception.status_code
+            )
+        status_code, body, headers = unhandled_error(exception)
+        log_unhandled(request, exception, status_code)
+        response = JsonResponse(body, status=status_code, headers=headers)
+        response._has_been_logged = True  # logged above with the traceback
+        return response
 
 
 class WhiteNoiseMiddleware(SyncWhiteNoiseMiddleware):

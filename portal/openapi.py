@@ -19,6 +19,10 @@ ERROR_SCHEMA = {
                 "message": {"type": "string"},
                 "type": {"type": "string"},
                 "param": {"type": "string", "nullable": True},
+                "request_id": {
+                    "type": "string",
+                    "description": "On 500 and 503: the X-Request-ID of the request, for support.",
+                },
             },
             "required": ["code", "message"],
             "additionalProperties": True,
@@ -37,10 +41,12 @@ DESCRIPTIONS = {
     "415": "The file is not audio Tingxie can read.",
     "422": "The audio is readable but cannot be transcribed (for example too long).",
     "429": "Too many requests; retry after the Retry-After header's seconds.",
-    "503": "A dependency (database, payment provider) is unavailable; retry later.",
+    "500": "An unexpected server error (code `internal_error`); it is logged under the body's `request_id`.",
+    "503": "A dependency (database, payment provider) is unavailable (code `service_unavailable`); retry after "
+    "the Retry-After header's seconds.",
     "504": "Still running after the wait; the transcription continues (poll it by id).",
 }
-COMMON = ("400", "401", "429", "503")
+COMMON = ("400", "401", "429", "500", "503")
 
 
 def _statuses(path: str, method: str) -> list[str]:

@@ -1,10 +1,13 @@
-"""Operational endpoints: health and Prometheus metrics. They never touch the model."""
+"""Operational endpoints (health and Prometheus metrics; they never touch the model) and error pages."""
+
+import sys
 
 from django.db import connection
 from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
+from django.views import defaults
 
-from portal.errors import error_body
+from portal.errors import error_body, is_api_path, unhandled_error
 
 
 def healthz(request):
@@ -25,6 +28,17 @@ def metrics(request):
 
 
 def not_found(request, exception=None):
-    if request.path.startswith(("/api/", "/v1/", "/webhooks/")):
+    if is_api_path(request.path):
         return JsonResponse(error_body("not_found", "No such resource."), status=404)
     return render(request, "404.html", status=404)
+
+
+def server_error(request):
+    """handler500: on API paths the documented JSON shape with the request id, 503 for a database outage.
+
+    Django calls it while handling the exception (in async mode through sync_to_async, which re-raises the
+    exception in its thread), so sys.exception() is the error a middleware raised."""
+    if is_api_path(request.path):
+        status_code, body, headers = unhandled_error(sys.exception())
+        return JsonResponse(body, status=status_code, headers=headers)
+    return defaults.server_error(request)

@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import date, timedelta
+
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.utils import timezone
 from rest_framework import serializers
 
 from transcription.constants import LANGUAGES
@@ -17,7 +21,12 @@ class TranscriptionCreateSerializer(serializers.Serializer):
     vad = serializers.BooleanField(default=True, help_text="Cut silence before recognition.")
     hotwords = serializers.CharField(required=False, allow_blank=True, default="", help_text="One per line.")
     hotword_list = serializers.IntegerField(required=False, help_text="Id of a saved hotword list.")
-    webhook_url = serializers.URLField(required=False, allow_blank=True, default="")
+    webhook_url = serializers.URLField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=Transcription._meta.get_field("webhook_url").max_length,
+    )
 
     def validate_webhook_url(self, value: str) -> str:
         if value and not value.startswith(("http://", "https://")):
@@ -29,3 +38,37 @@ class TranscriptionListQuerySerializer(serializers.Serializer):
     status = serializers.ChoiceField(choices=Transcription.Status.values, required=False)
     created_after = serializers.DateTimeField(required=False)
     created_before = serializers.DateTimeField(required=False)
+
+
+USAGE_MAX_DAYS = 366
+USAGE_DEFAULT_DAYS = 30
+# Dates the usage report (and Python's date arithmetic around it) can represent, with room to spare.
+USAGE_MIN_DATE, USAGE_MAX_DATE = date(2000, 1, 1), date(2999, 12, 31)
+
+
+class UsageQuerySerializer(serializers.Serializer):
+    """`from`/`to` of GET /usage; an empty value (`?to=`) counts as absent, like an empty form field."""
+
+    def get_fields(self):
+        help_text = {
+            "from": f"First day (YYYY-MM-DD); default {USAGE_DEFAULT_DAYS - 1} days before `to`. Empty = absent.",
+            "to": "Last day, included (YYYY-MM-DD); default today. Empty = absent.",
+        }
+        return {
+            name: serializers.DateField(
+                required=False,
+                allow_null=True,
+                validators=[MinValueValidator(USAGE_MIN_DATE), MaxValueValidator(USAGE_MAX_DATE)],
+                help_text=f"{text} At most {USAGE_MAX_DAYS} days from `from` to `to`.",
+            )
+            for name, text in help_text.items()
+        }
+
+    def validate(self, attrs):
+        end = attrs.get("to") or timezone.localdate()
+        start = attrs.get("from") or max(end - timedelta(days=USAGE_DEFAULT_DAYS - 1), USAGE_MIN_DATE)
+        if start > end:
+            raise serializers.ValidationError({"from": "Must not be after 'to'."})
+        if (end - start).days >= USAGE_MAX_DAYS:
+            raise serializers.ValidationError({"from": f"The range may span at most {USAGE_MAX_DAYS} days."})
+        return {"start": start, "end": end}

@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 from django.http import HttpResponse
-from django.utils import timezone
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
 from rest_framework import status
@@ -17,7 +14,13 @@ from portal.openapi import paginated
 from portal.pagination import Pagination
 from tenants.api.base import TenantApi
 from transcription import selectors, services
-from transcription.api.serializers import TranscriptionCreateSerializer, TranscriptionListQuerySerializer
+from transcription.api.serializers import (
+    USAGE_DEFAULT_DAYS,
+    USAGE_MAX_DAYS,
+    TranscriptionCreateSerializer,
+    TranscriptionListQuerySerializer,
+    UsageQuerySerializer,
+)
 from transcription.formats import FORMATS, render_transcript
 from transcription.models import Transcription
 from transcription.receipts import receipt_build
@@ -176,25 +179,17 @@ class TranscriptionReceiptApi(TenantApi):
 
 class UsageApi(TenantApi):
     @extend_schema(
-        parameters=[OpenApiParameter("from", str, required=False), OpenApiParameter("to", str, required=False)],
+        parameters=[UsageQuerySerializer],
         responses={200: dict},
         summary="Usage per day: jobs, audio seconds, billed tokens",
+        description=f"Days from `from` to `to` (both included), at most {USAGE_MAX_DAYS}; default the last "
+        f"{USAGE_DEFAULT_DAYS} days. An empty parameter counts as absent; an invalid or out-of-range date is a 400 "
+        "naming the parameter.",
     )
     def get(self, request):
-        from django.utils.dateparse import parse_date
-
-        today = timezone.localdate()
-        try:
-            end = parse_date(request.query_params["to"]) if "to" in request.query_params else today
-            start = (
-                parse_date(request.query_params["from"]) if "from" in request.query_params else end - timedelta(days=29)
-            )
-        except ValueError:
-            start = end = None
-        if start is None or end is None:
-            raise InvalidRequest("'from' and 'to' must be dates (YYYY-MM-DD).")
-        if start > end or (end - start).days > 366:
-            raise InvalidRequest("'from' must not be after 'to', and the range must be at most 366 days.")
+        query = UsageQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        start, end = query.validated_data["start"], query.validated_data["end"]
         days = selectors.usage_by_day(tenant=self.tenant, start=start, end=end)
         return Response(
             {
