@@ -102,5 +102,8 @@ class BaseEngine:
         """
         raise NotImplementedError("Engines must implement transcribe_regions().")
 
+    def load(self) -> None:
+        """Load the model now, once per process (otherwise the first recognition does). Optional."""
+
     def close(self) -> None:
         """Release model memory (GPU caches included). Optional."""

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import transaction
+from django.db import InterfaceError, OperationalError, connection, transaction
 from django.utils import timezone
 
 from billing import tokens as token_rule
@@ -135,9 +135,14 @@ def _recognize(claim: Claim, t: Transcription):
     from transcription.pipeline import recognize_file
 
     opts = t.options
+    engine = get_engine()
+    # A first model load can take longer than a short lease: renew it once the model is in memory
+    # (LeaseLost here means the sweeper already gave the transcription to another attempt).
+    engine.load()
+    transcription_heartbeat(claim=claim, progress=0.05, force=True)
     return recognize_file(
         t.audio.path,
-        engine=get_engine(),
+        engine=engine,
         options=TranscribeOptions(
             language=opts.get("language", "auto"),
             itn=opts.get("itn", True),
@@ -187,6 +192,15 @@ def transcription_run(*, transcription_id) -> str:
     t = Transcription.objects.get(pk=transcription_id)
     try:
         result = _recognize(claim, t)
+    except (OperationalError, InterfaceError) as exc:
+        # The database went away (restart, failover, terminated backend): not the customer's fault and
+        # nothing to write now. The attempt stops; its lease expires and the sweeper re-queues it.
+        logger.warning(
+            "Transcription %s attempt %s interrupted by the database: %s", transcription_id, claim.attempt, exc
+        )
+        if not connection.in_atomic_block:
+            connection.close()  # the next query reconnects
+        return "interrupted"
     except Exception as exc:  # noqa: BLE001 - every failure ends the attempt with a reason (see _failure)
         failure = _failure(exc, transcription_id, claim.attempt)
         if failure is None:
