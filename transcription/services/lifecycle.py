@@ -80,10 +80,11 @@ def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = Fals
     """
     key = (claim.transcription_id, claim.attempt)
     now = time.monotonic()
-    if not force and now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
-        return
-    _last_beat.clear()
-    _last_beat[key] = now
+    if not force:
+        if now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+            return
+        _last_beat.clear()
+        _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
     updated = Transcription.objects.filter(
         pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
     ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
@@ -128,6 +129,9 @@ def _hold_guard(claim: Claim, t: Transcription):
     return admit
 
 
+LOAD_RENEW_AFTER_S = 0.5
+
+
 def _recognize(claim: Claim, t: Transcription):
     """Run the one recognition path (decode in chunks, VAD, windows, engine) on the stored audio."""
     from transcription.engines import get_engine
@@ -137,9 +141,12 @@ def _recognize(claim: Claim, t: Transcription):
     opts = t.options
     engine = get_engine()
     # A first model load can take longer than a short lease: renew it once the model is in memory
-    # (LeaseLost here means the sweeper already gave the transcription to another attempt).
+    # (LeaseLost here means the sweeper already gave the transcription to another attempt). A warm
+    # worker's load() returns at once and costs no write.
+    started = time.monotonic()
     engine.load()
-    transcription_heartbeat(claim=claim, progress=0.05, force=True)
+    if time.monotonic() - started > LOAD_RENEW_AFTER_S:
+        transcription_heartbeat(claim=claim, progress=0.05, force=True)
     return recognize_file(
         t.audio.path,
         engine=engine,
