@@ -242,6 +242,8 @@ def test_many_waits_leave_the_server_responsive_and_end_when_the_job_does(uvicor
         assert sum(f.done() for f in futures.values()) == 1, "only the ended job's wait answered"
 
         for transcription_id in ids[1:]:  # end the rest the same way
-            session.post(f"{uvicorn_server.url}/api/v1/transcriptions/{transcription_id}/cancel", headers=headers, timeout=10)
+            session.post(
+                f"{uvicorn_server.url}/api/v1/transcriptions/{transcription_id}/cancel", headers=headers, timeout=10
+            )
         for transcription_id in ids[1:]:
             assert futures[transcription_id].result(timeout=10)[1]["status"] == "canceled"
