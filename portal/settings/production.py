@@ -21,6 +21,9 @@ if not env.list("DJANGO_ALLOWED_HOSTS", default=[]):
 from .base import *  # noqa: E402, F403
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
+# An existing folder of the deployment's (nothing is created here); unset, Django spools to the system temp
+# directory and the orphan sweep cannot clean what a killed server leaves there.
+FILE_UPLOAD_TEMP_DIR = env("FILE_UPLOAD_TEMP_DIR", default=None)
 DEBUG = False
 ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 

@@ -7,6 +7,7 @@ from .base import BASE_DIR, env
 
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
+os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)  # noqa: F405  (Django's check refuses a missing one)
 ASR_MODEL = env("ASR_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "sensevoice_trained"))
 ASR_ENGINES["default"]["OPTIONS"]["model"] = ASR_MODEL  # noqa: F405
 API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")
