@@ -35,7 +35,7 @@ DESCRIPTIONS = {
     "400": "The request is invalid; the message names the field and what is wrong.",
     "401": "Missing or invalid API key (send `Authorization: Bearer <key>`).",
     "402": "The balance cannot cover the hold for this audio; buy tokens and retry.",
-    "404": "No such object for this tenant (another tenant's id is a 404 too).",
+    "404": "No such object for this tenant (another tenant's id is a 404 too); on a list, no such page.",
     "409": "Conflicts with the object's state or an earlier request with the same Idempotency-Key.",
     "413": "The upload is larger than the limit.",
     "415": "The file is not audio Tingxie can read.",
@@ -49,12 +49,20 @@ DESCRIPTIONS = {
 COMMON = ("400", "401", "429", "500", "503")
 
 
-def _statuses(path: str, method: str) -> list[str]:
+def _paginated(operation: dict) -> bool:
+    """A list answered by portal.pagination.Pagination (its 200 is a `paginated()` page)."""
+    schema = operation.get("responses", {}).get("200", {}).get("content", {}).get("application/json", {})
+    return schema.get("schema", {}).get("$ref", "").startswith("#/components/schemas/Paginated")
+
+
+def _statuses(path: str, method: str, operation: dict) -> list[str]:
     codes = list(COMMON)
-    if "{" in path:
+    if "{" in path or _paginated(operation):  # no such object; a page past the last one
         codes.append("404")
     if method == "post" and path.rstrip("/").endswith(("/transcriptions", "/audio/transcriptions")):
         codes += ["402", "409", "413", "415"]
+    if method == "post" and path.rstrip("/") == "/api/v1/transcriptions":
+        codes.append("404")  # `hotword_list` names no list of this tenant
     if path.rstrip("/").endswith("/audio/transcriptions"):
         codes += ["422", "504"]
     if path.endswith(("/cancel", "/transcript")):
@@ -69,7 +77,7 @@ def error_responses(result: dict, generator, request, public) -> dict:
     for path, operations in result.get("paths", {}).items():
         for method, operation in operations.items():
             responses = operation.setdefault("responses", {})
-            for code in _statuses(path, method):
+            for code in _statuses(path, method, operation):
                 responses.setdefault(code, {"description": DESCRIPTIONS[code], "content": ref})
     return result
 

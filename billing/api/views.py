@@ -23,7 +23,7 @@ from billing.api.serializers import (
 from portal.downloads import HTML_DOCUMENT_CSP, safe_download
 from portal.errors import InvalidRequest
 from portal.openapi import paginated
-from portal.pagination import Pagination
+from portal.pagination import PAGINATION_PARAMETERS, Pagination
 from tenants.api.base import TenantApi
 
 
@@ -35,7 +35,7 @@ class BalanceGetApi(TenantApi):
 
 class LedgerListApi(TenantApi):
     @extend_schema(
-        parameters=[LedgerFilterSerializer],
+        parameters=[LedgerFilterSerializer, *PAGINATION_PARAMETERS],
         responses={200: paginated(LedgerEntryOutputSerializer)},
         summary="Ledger entries, newest first",
         tags=["billing"],

@@ -11,7 +11,7 @@ from rest_framework.response import Response
 from portal.errors import FileTooLarge, InvalidRequest
 from portal.longpoll import AwaitResponse, LongPollApiMixin
 from portal.openapi import paginated
-from portal.pagination import Pagination
+from portal.pagination import PAGINATION_PARAMETERS, Pagination
 from tenants.api.base import TenantApi
 from transcription import selectors, services
 from transcription.api.serializers import (
@@ -74,7 +74,7 @@ class TranscriptionCreateListApi(TenantApi):
         return response
 
     @extend_schema(
-        parameters=[TranscriptionListQuerySerializer],
+        parameters=[TranscriptionListQuerySerializer, *PAGINATION_PARAMETERS],
         responses={200: paginated(TranscriptionSerializer)},
         # Named explicitly: with a page serializer drf-spectacular would call it "retrieve", like the detail GET.
         operation_id="api_v1_transcriptions_list",
