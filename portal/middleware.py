@@ -21,6 +21,21 @@ from portal.request_id import request_id_from, request_id_var
 _DJANGO_CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
 
 
+def _chunked_body_length(request) -> None:
+    """A chunked upload (`Transfer-Encoding: chunked`, no Content-Length) under ASGI: Django's ASGI handler has
+    already read the whole body into a spooled file, but its parsers trust CONTENT_LENGTH and would see an
+    empty body ("No file was submitted"). Give them the length of what actually arrived."""
+    if "CONTENT_LENGTH" in request.META or "chunked" not in request.META.get("HTTP_TRANSFER_ENCODING", "").lower():
+        return
+    stream = getattr(request, "_stream", None)
+    if stream is None or not hasattr(stream, "seek"):
+        return
+    position = stream.tell()
+    stream.seek(0, 2)
+    request.META["CONTENT_LENGTH"] = str(stream.tell() - position)
+    stream.seek(position)
+
+
 class RequestIdMiddleware:
     """First in MIDDLEWARE: a request id for the logs and the `X-Request-ID` response header, and JSON errors
     on API paths for exceptions that a view outside DRF raised (DRF views map theirs in portal.errors).
@@ -62,6 +77,7 @@ class RequestIdMiddleware:
 
     @staticmethod
     def _begin(request):
+        _chunked_body_length(request)
         request_id = request_id_from(request.headers.get("X-Request-ID"))
         request.request_id = request_id
         return request_id, request_id_var.set(request_id)
