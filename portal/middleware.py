@@ -97,8 +97,8 @@ class RequestIdMiddleware:
         return response
 
 
-class WhiteNoiseMiddleware(SyncWhiteNoiseMiddleware):
-    """WhiteNoise's static files, also in async mode (WhiteNoise itself is sync-only)."""
+class _AsyncTwin:
+    """Mixin for a sync-only middleware class: runs it unchanged in sync mode, its `__acall__` in async mode."""
 
     sync_capable = True
     async_capable = True
@@ -114,6 +114,10 @@ class WhiteNoiseMiddleware(SyncWhiteNoiseMiddleware):
             return self.__acall__(request)
         return super().__call__(request)
 
+
+class WhiteNoiseMiddleware(_AsyncTwin, SyncWhiteNoiseMiddleware):
+    """WhiteNoise's static files, also in async mode (WhiteNoise itself is sync-only)."""
+
     async def __acall__(self, request):
         if self.autorefresh:  # DEBUG: looks at the disk
             static_file = await sync_to_async(self.find_file)(request.path_info)
@@ -124,7 +128,7 @@ class WhiteNoiseMiddleware(SyncWhiteNoiseMiddleware):
         return await self.get_response(request)
 
 
-class UserTimezoneMiddleware(SyncUserTimezoneMiddleware):
+class UserTimezoneMiddleware(_AsyncTwin, SyncUserTimezoneMiddleware):
     """The dashboard's time-zone middleware, also in async mode.
 
     The dashboard's own code runs in a thread (reading the session may query the database); the time
@@ -132,20 +136,6 @@ class UserTimezoneMiddleware(SyncUserTimezoneMiddleware):
     `get_response(request)` call returns the next handler's coroutine, awaited here in the event loop.
     """
 
-    sync_capable = True
-    async_capable = True
-
-    def __init__(self, get_response):
-        super().__init__(get_response)
-        self.async_mode = iscoroutinefunction(get_response)
-        if self.async_mode:
-            markcoroutinefunction(self)
-
-    def __call__(self, request):
-        if self.async_mode:
-            return self.__acall__(request)
-        return super().__call__(request)
-
     async def __acall__(self, request):
-        coroutine = await sync_to_async(super().__call__)(request)
+        coroutine = await sync_to_async(SyncUserTimezoneMiddleware.__call__)(self, request)
         return await coroutine

@@ -3,20 +3,7 @@
 from django.conf import settings
 from django.db import migrations, models
 
-# SQLite changes a CHECK constraint by rebuilding the table, which drops its triggers: put the
-# append-only triggers of 0002 back (PostgreSQL alters the table in place and keeps them).
-SQLITE_TRIGGERS = [
-    "CREATE TRIGGER IF NOT EXISTS billing_ledger_no_update BEFORE UPDATE ON billing_ledgerentry "
-    "BEGIN SELECT RAISE(ABORT, 'billing_ledgerentry is append-only'); END;",
-    "CREATE TRIGGER IF NOT EXISTS billing_ledger_no_delete BEFORE DELETE ON billing_ledgerentry "
-    "BEGIN SELECT RAISE(ABORT, 'billing_ledgerentry is append-only'); END;",
-]
-
-
-def restore_sqlite_triggers(apps, schema_editor):
-    if schema_editor.connection.vendor == "sqlite":
-        for sql in SQLITE_TRIGGERS:
-            schema_editor.execute(sql)
+from billing.migrations._ledger_triggers import restore_sqlite_triggers
 
 
 class Migration(migrations.Migration):
