@@ -15,6 +15,7 @@ import numpy as np
 
 from transcription.audio import decode_stream
 from transcription.constants import SAMPLE_RATE
+from transcription.diarize import SpeakerTrack
 from transcription.engines.base import BaseEngine, Segment, TranscribeOptions, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
 
@@ -45,6 +46,7 @@ class PipelineResult:
     model: str
     windows: int = 0  # engine calls made
     warnings: tuple[str, ...] = ()  # from the engine, e.g. hotwords a model cannot use
+    speaker_ms: int = 0  # speaker embeddings and clustering (diarize / voiceprints)
 
 
 def _align_down(n: int) -> int:
@@ -84,8 +86,16 @@ def choose_cut(regions: list[tuple[int, int]], total: int) -> int | None:
 class _Windows:
     """Feed 16 kHz chunks in order; speech is recognized window by window, each cut in a pause (choose_cut)."""
 
-    def __init__(self, *, engine: BaseEngine, options: TranscribeOptions, report: Callable[[float], None]) -> None:
+    def __init__(
+        self,
+        *,
+        engine: BaseEngine,
+        options: TranscribeOptions,
+        report: Callable[[float], None],
+        speakers: SpeakerTrack | None = None,
+    ) -> None:
         self.engine, self.options, self.report = engine, options, report
+        self.speakers = speakers  # sees the same windows and regions as the engine (embeddings only are kept)
         self.vad_ns = self.asr_ms = self.windows = 0
         self.speech_s = 0.0
         self.segments: list[Segment] = []
@@ -110,6 +120,8 @@ class _Windows:
         self.model = result.model or self.model
         self.segments.extend(result.segments)
         self.warnings.update(dict.fromkeys(result.warnings))
+        if self.speakers is not None:
+            self.speakers.feed(window, regions, base)
 
     def _find_speech(self, window: np.ndarray) -> list[tuple[int, int]]:
         started = time.perf_counter_ns()
@@ -141,6 +153,11 @@ class _Windows:
             self.carry = np.zeros(0, dtype=np.float32)
 
     def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
+        speaker_ms = 0
+        if self.speakers is not None:
+            started = time.perf_counter()
+            self.segments = list(self.speakers.label(tuple(self.segments)))
+            speaker_ms = self.speakers.embed_ms + int((time.perf_counter() - started) * 1000)
         weights: Counter[str] = Counter()
         for seg in self.segments:
             if seg.language:
@@ -162,6 +179,7 @@ class _Windows:
             model=self.model,
             windows=self.windows,
             warnings=tuple(self.warnings),
+            speaker_ms=speaker_ms,
         )
 
 
@@ -190,12 +208,14 @@ def recognize_file(
     expected_s: float | None = None,
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
+    speakers: SpeakerTrack | None = None,
 ) -> PipelineResult:
     """Transcribe a file without ever holding all of its samples.
 
     Chunks of `chunk_seconds` are decoded one at a time; speech running past a chunk's end is carried into
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so
-    segments are on the original timeline. `progress` gets 0..1 by seconds done over `expected_s` (the
+    segments are on the original timeline. `speakers` (diarization, voiceprints) embeds each window's speech
+    as it goes and labels the segments at the end. `progress` gets 0..1 by seconds done over `expected_s` (the
     probed duration; else the header's hint), monotonic, 1.0 at the end, and at least once per chunk
     (it doubles as the job's heartbeat and may raise to abort). Decode errors are decode_stream()'s:
     UnsupportedAudio, AudioTooLong (as soon as the cap is passed), FileNotFoundError.
@@ -206,7 +226,10 @@ def recognize_file(
     decode_ns = 0
     with decode_stream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds) as stream:
         windows = _Windows(
-            engine=engine, options=options, report=_reporter(progress, lambda: expected_s or stream.hint_s)
+            engine=engine,
+            options=options,
+            report=_reporter(progress, lambda: expected_s or stream.hint_s),
+            speakers=speakers,
         )
         chunks = iter(stream)
         while True:
@@ -233,11 +256,13 @@ def recognize_samples(
     options: TranscribeOptions,
     progress: Callable[[float], None] | None = None,
     chunk_seconds: float = 300.0,
+    speakers: SpeakerTrack | None = None,
 ) -> PipelineResult:
     """recognize_file() for audio already in memory (16 kHz mono float32): the same VAD, windows and vote."""
     samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     total_s = samples.shape[0] / SAMPLE_RATE
-    windows = _Windows(engine=engine, options=options, report=_reporter(progress, lambda: total_s))
+    report = _reporter(progress, lambda: total_s)
+    windows = _Windows(engine=engine, options=options, report=report, speakers=speakers)
     step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
     for start in range(0, samples.shape[0], step):
         windows.feed(samples[start : start + step])

@@ -191,6 +191,18 @@ ASR_ENGINES = {
         },
     },
 }
+# Speakers: diarization (`diarize`) and tenant voiceprints (`speaker_ids`) embed speech with this model.
+SPEAKER_MODEL = env("SPEAKER_MODEL", default="iic/speech_campplus_sv_zh-cn_16k-common")
+SPEAKER_ENGINES = {
+    "default": {
+        "BACKEND": "transcription.engines.speaker.FunASRSpeakerEngine",
+        "OPTIONS": {"model": SPEAKER_MODEL, "device": ASR_DEVICE, "threads": ASR_THREADS},
+    },
+}
+# Cosine similarity to a speaker's running centroid that keeps a window with that speaker (diarization).
+SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.5)
+# Cosine similarity to an enrolled voiceprint that names a segment's speaker (else "unknown").
+VOICEPRINT_THRESHOLD = env.float("VOICEPRINT_THRESHOLD", default=0.5)
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".

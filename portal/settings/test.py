@@ -10,6 +10,8 @@ EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)  # noqa: F405  (Django's check refuses a missing one)
 ASR_MODEL = env("ASR_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "sensevoice_trained"))
 ASR_ENGINES["default"]["OPTIONS"]["model"] = ASR_MODEL  # noqa: F405
+SPEAKER_MODEL = env("SPEAKER_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "campplus_trained"))
+SPEAKER_ENGINES["default"]["OPTIONS"]["model"] = SPEAKER_MODEL  # noqa: F405
 API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"submit": API_SUBMIT_RATE, "read": "10000/min"}  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -1,0 +1,181 @@
+"""Voiceprints: enroll, rename and delete a tenant's speakers; answer "who is speaking" (Xiaozhi identify).
+
+The web tier decodes the samples (ffmpeg, no model) and stores them as 16-bit PCM on the row; the worker
+(asr cluster, where the speaker model lives) embeds them and clears the audio. Enrollment and identification
+produce no text, so they cost no tokens (billing is per output token; PRODUCT.md).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from portal.errors import InvalidRequest, NotFound, UnsupportedAudio
+from transcription.constants import SAMPLE_RATE
+from transcription.models import Speaker, SpeakerIdentification
+from transcription.selectors import speaker_list_by_ids
+
+logger = logging.getLogger(__name__)
+
+MAX_SAMPLES = 5
+MAX_SAMPLE_SECONDS = 60.0
+MIN_SPEECH_SECONDS = 1.0
+GAP = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)  # between samples, so no window spans two of them
+
+
+def _decode(uploaded) -> np.ndarray:
+    """One uploaded sample as 16 kHz mono PCM16 (at most MAX_SAMPLE_SECONDS)."""
+    from transcription.audio import decode_stream
+    from transcription.services.submit import _check_upload, _local_path
+
+    _check_upload(uploaded, None)
+    with _local_path(uploaded) as path, decode_stream(path, max_seconds=MAX_SAMPLE_SECONDS) as stream:
+        parts = list(stream)
+    samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
+    if samples.shape[0] < SAMPLE_RATE * MIN_SPEECH_SECONDS:
+        raise UnsupportedAudio(f"A voice sample must be at least {MIN_SPEECH_SECONDS:.0f} s long.")
+    return (np.clip(samples, -1.0, 1.0) * 32767).astype("<i2")
+
+
+def _pcm(uploaded_files: list) -> bytes:
+    if not uploaded_files:
+        raise InvalidRequest("Send one or more voice samples as multipart field 'file'.")
+    if len(uploaded_files) > MAX_SAMPLES:
+        raise InvalidRequest(f"At most {MAX_SAMPLES} voice samples per request.")
+    parts: list[np.ndarray] = []
+    for uploaded in uploaded_files:
+        parts += [_decode(uploaded), GAP]
+    return np.concatenate(parts).tobytes()
+
+
+def _name(name: str) -> str:
+    name = (name or "").strip()
+    if not name or len(name) > 100:
+        raise InvalidRequest("A speaker needs a name of 1 to 100 characters.")
+    return name
+
+
+def _enqueue(task: str, pk) -> None:
+    from django_q.tasks import async_task
+
+    async_task(task, str(pk), cluster="asr", task_name=f"spk-{pk}")
+
+
+def speaker_create(*, tenant, name: str, uploaded_files: list, external_id: str | None = None) -> Speaker:
+    """Enroll a speaker from one or more samples; the worker computes the voiceprint (status pending -> ready).
+
+    With `external_id` (Xiaozhi's speaker_id) an existing speaker of that id is re-enrolled instead.
+    """
+    name, pcm = _name(name), _pcm(uploaded_files)
+    with transaction.atomic():
+        speaker = None
+        if external_id:
+            speaker = Speaker.objects.select_for_update().filter(tenant=tenant, external_id=external_id).first()
+        if speaker is None:
+            speaker = Speaker(tenant=tenant, external_id=external_id or None)
+        speaker.name = name
+        speaker.status = Speaker.Status.PENDING
+        speaker.pending_audio = pcm
+        speaker.samples = len(uploaded_files)
+        speaker.error_message = ""
+        speaker.save()
+        transaction.on_commit(lambda: _enqueue("transcription.tasks.speaker_enroll_task", speaker.pk))
+    return speaker
+
+
+def speaker_rename(*, speaker: Speaker, name: str) -> Speaker:
+    speaker.name = _name(name)
+    speaker.save(update_fields=["name", "updated_at"])
+    return speaker
+
+
+def speaker_delete(*, speaker: Speaker) -> None:
+    """Delete the speaker and with it the voiceprint (no copy is kept anywhere)."""
+    speaker.delete()
+
+
+def _speech_windows(pcm: bytes):
+    from transcription.diarize import speech_windows
+    from transcription.vad import speech_regions
+
+    audio = np.frombuffer(pcm, dtype="<i2").astype(np.float32) / 32768.0
+    return audio, speech_windows(speech_regions(audio, min_silence_ms=200))
+
+
+def _embed(pcm: bytes) -> tuple[np.ndarray, float]:
+    """The normalized mean embedding of the speech in `pcm`, and its seconds; UnsupportedAudio if none."""
+    from transcription.engines import get_speaker_engine
+
+    audio, windows = _speech_windows(pcm)
+    speech = sum(e - s for s, e in windows) / SAMPLE_RATE
+    if not windows:
+        raise UnsupportedAudio("No speech was found in the voice sample.")
+    rows = get_speaker_engine().embed([audio[s:e] for s, e in windows])
+    mean = rows.mean(axis=0)
+    return (mean / max(float(np.linalg.norm(mean)), 1e-12)).astype(np.float32), speech
+
+
+def speaker_enroll(*, speaker_id) -> str:
+    """Worker: embed a pending speaker's samples and store the voiceprint; the audio is dropped either way."""
+    from transcription.engines import get_speaker_engine
+
+    speaker = Speaker.objects.filter(pk=speaker_id, status=Speaker.Status.PENDING).first()
+    if speaker is None or speaker.pending_audio is None:
+        return "skipped"
+    try:
+        embedding, speech_s = _embed(bytes(speaker.pending_audio))
+    except UnsupportedAudio as exc:
+        updated = Speaker.objects.filter(pk=speaker.pk, status=Speaker.Status.PENDING).update(
+            status=Speaker.Status.FAILED, error_message=exc.message, pending_audio=None
+        )
+        return "failed" if updated else "skipped"
+    updated = Speaker.objects.filter(pk=speaker.pk, status=Speaker.Status.PENDING).update(
+        status=Speaker.Status.READY,
+        embedding=embedding.tobytes(),
+        embedding_model=get_speaker_engine().name,
+        speech_s=round(speech_s, 3),
+        pending_audio=None,
+    )
+    return "ready" if updated else "skipped"
+
+
+def identification_create(*, tenant, uploaded_file, speaker_ids: list[str]) -> SpeakerIdentification:
+    """A "who is speaking" question among the tenant's speakers (ids or Xiaozhi external ids); 404 if any is
+    not the tenant's."""
+    if not speaker_ids:
+        raise InvalidRequest("speaker_ids must name at least one enrolled speaker.")
+    candidates = speaker_list_by_ids(tenant=tenant, speaker_ids=speaker_ids)
+    if len(candidates) != len(set(speaker_ids)):
+        raise NotFound("No such speaker.")
+    pcm = _pcm([uploaded_file])
+    with transaction.atomic():
+        query = SpeakerIdentification.objects.create(
+            tenant=tenant, pending_audio=pcm, candidates=[str(s.pk) for s in candidates]
+        )
+        transaction.on_commit(lambda: _enqueue("transcription.tasks.speaker_identify_task", query.pk))
+    return query
+
+
+def identification_run(*, identification_id) -> str:
+    """Worker: embed the question's audio and pick the most similar ready candidate (None below the threshold)."""
+    query = SpeakerIdentification.objects.filter(pk=identification_id, status="pending").first()
+    if query is None:
+        return "skipped"
+    speakers = [s for s in Speaker.objects.filter(pk__in=query.candidates, tenant_id=query.tenant_id) if s.embedding]
+    try:
+        vector, _ = _embed(bytes(query.pending_audio or b""))
+    except UnsupportedAudio as exc:
+        query.status, query.error_message = SpeakerIdentification.Status.FAILED, exc.message
+    else:
+        query.status = SpeakerIdentification.Status.DONE
+        if speakers:
+            scores = [float(np.frombuffer(bytes(s.embedding), dtype=np.float32) @ vector) for s in speakers]
+            best = int(np.argmax(scores))
+            query.score = round(scores[best], 4)
+            query.speaker = speakers[best] if scores[best] >= settings.VOICEPRINT_THRESHOLD else None
+    query.pending_audio = None
+    query.save(update_fields=["status", "error_message", "score", "speaker", "pending_audio"])
+    return query.status
