@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from dashboard.views import account, billing, hotwords, keys, members, overview, transcriptions
+from dashboard.views import account, billing, hotwords, keys, members, overview, speakers, transcriptions
 
 app_name = "dashboard"
 
@@ -39,6 +39,14 @@ urlpatterns = [
         transcriptions.transcription_delete,
         name="transcription_delete",
     ),
+    path(
+        "app/transcriptions/<str:transcription_id>/speakers/",
+        transcriptions.transcription_speakers_rename,
+        name="transcription_speakers",
+    ),
+    path("app/speakers/", speakers.speaker_list_view, name="speakers"),
+    path("app/speakers/<str:speaker_id>/rename/", speakers.speaker_rename_view, name="speaker_rename"),
+    path("app/speakers/<str:speaker_id>/delete/", speakers.speaker_delete_view, name="speaker_delete"),
     path("app/keys/", keys.key_list, name="keys"),
     path("app/keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("app/hotwords/", hotwords.hotword_lists, name="hotwords"),

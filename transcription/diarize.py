@@ -23,6 +23,16 @@ MAX_SPEAKERS = 20
 UNKNOWN = "unknown"
 
 
+def segment_dict(seg: Segment) -> dict:
+    """A segment as stored on the transcription (speaker fields only when speakers were asked for)."""
+    out: dict = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text}
+    if seg.speaker:
+        out["speaker"] = seg.speaker
+    if seg.speaker_score is not None:
+        out["speaker_score"] = seg.speaker_score
+    return out
+
+
 @dataclass(frozen=True)
 class Voiceprint:
     speaker_id: str
@@ -151,8 +161,9 @@ def cluster(embs: np.ndarray, *, threshold: float, min_speakers: int = 1, max_sp
 class SpeakerTrack:
     """Fed window by window by the pipeline (the same audio and speech regions the engine gets)."""
 
-    def __init__(self, *, engine: BaseSpeakerEngine, options: SpeakerOptions) -> None:
+    def __init__(self, *, engine: BaseSpeakerEngine, options: SpeakerOptions, unknown_when_unmatched: bool = False):
         self.engine, self.options = engine, options
+        self.unknown_when_unmatched = unknown_when_unmatched or bool(options.voiceprints)  # speaker_ids were asked
         self.spans: list[tuple[int, int]] = []  # windows on the original timeline, in samples
         self.embeddings: list[np.ndarray] = []  # one (m, D) block per fed window
         self.embed_ms = 0
@@ -160,6 +171,8 @@ class SpeakerTrack:
     def feed(self, audio: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> None:
         import time
 
+        if not self.options.active:
+            return
         started = time.perf_counter()
         pieces = speech_windows(regions if regions is not None else [(0, audio.shape[0])])
         if pieces:
@@ -213,6 +226,6 @@ class SpeakerTrack:
                 scores[i] = round(float(sims[best]), 3)
                 if sims[best] >= self.options.voiceprint_threshold:
                     names[i] = self.options.voiceprints[best].name
-                elif not names[i]:
-                    names[i] = UNKNOWN
+        if self.unknown_when_unmatched:
+            names = [n or UNKNOWN for n in names]
         return tuple(replace(s, speaker=n, speaker_score=sc) for s, n, sc in zip(segments, names, scores, strict=True))

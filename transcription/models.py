@@ -172,7 +172,9 @@ class Speaker(models.Model):
         indexes = [models.Index(fields=["tenant", "name"], name="speaker_tenant_name")]
         constraints = [
             models.UniqueConstraint(
-                fields=["tenant", "external_id"], condition=Q(external_id__isnull=False), name="uniq_speaker_external_id"
+                fields=["tenant", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="uniq_speaker_external_id",
             )
         ]
 
@@ -199,3 +201,6 @@ class SpeakerIdentification(models.Model):
     score = models.FloatField(null=True, blank=True)
     error_message = models.TextField(blank=True, default="")
     created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.pk} ({self.status})"

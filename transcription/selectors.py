@@ -234,3 +234,16 @@ async def identification_await(*, identification: SpeakerIdentification, timeout
         await _identification_watch.wait(identification.pk, timeout_s=timeout_s)
         identification = await SpeakerIdentification.objects.select_related("speaker").aget(pk=identification.pk)
     return identification
+
+
+def speaker_voiceprints(*, tenant, speaker_ids: list[str], model: str):
+    """Voiceprints of the tenant's ready speakers among `speaker_ids` made by `model` (deleted ones are gone)."""
+    import numpy as np
+
+    from transcription.diarize import Voiceprint
+
+    rows = Speaker.objects.filter(tenant=tenant, pk__in=speaker_ids, status=Speaker.Status.READY, embedding_model=model)
+    return tuple(
+        Voiceprint(speaker_id=str(s.pk), name=s.name, embedding=np.frombuffer(bytes(s.embedding), dtype=np.float32))
+        for s in rows.exclude(embedding=None).order_by("name", "created_at")
+    )

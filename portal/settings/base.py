@@ -199,6 +199,8 @@ SPEAKER_ENGINES = {
         "OPTIONS": {"model": SPEAKER_MODEL, "device": ASR_DEVICE, "threads": ASR_THREADS},
     },
 }
+# How long POST /api/v1/speakers and /voiceprint/* wait for the worker's embedding before answering.
+SPEAKER_WAIT_SECONDS = env.float("SPEAKER_WAIT_SECONDS", default=30)
 # Cosine similarity to a speaker's running centroid that keeps a window with that speaker (diarization).
 SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.5)
 # Cosine similarity to an enrolled voiceprint that names a segment's speaker (else "unknown").

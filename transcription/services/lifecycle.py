@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing import tokens as token_rule
 from billing.services import hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
+from transcription.diarize import segment_dict
 from transcription.models import Transcription
 from transcription.services.common import (
     LeaseLost,
@@ -137,6 +138,7 @@ def _recognize(claim: Claim, t: Transcription):
     from transcription.engines import get_engine
     from transcription.engines.base import TranscribeOptions
     from transcription.pipeline import recognize_file
+    from transcription.services.speakers import speaker_track_for
 
     opts = t.options
     engine = get_engine()
@@ -160,6 +162,7 @@ def _recognize(claim: Claim, t: Transcription):
         max_seconds=settings.MAX_AUDIO_SECONDS,
         expected_s=t.probed_duration_s or None,
         admit=_hold_guard(claim, t),
+        speakers=speaker_track_for(tenant_id=t.tenant_id, options=opts),
     )
 
 
@@ -219,7 +222,7 @@ def transcription_run(*, transcription_id) -> str:
     done = transcription_finalize(
         claim=claim,
         text=result.text,
-        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        segments=[segment_dict(s) for s in result.segments],
         language=result.language,
         duration_s=result.duration_s,
         truncated=result.truncated,

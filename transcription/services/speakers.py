@@ -15,6 +15,7 @@ from django.db import transaction
 
 from portal.errors import InvalidRequest, NotFound, UnsupportedAudio
 from transcription.constants import SAMPLE_RATE
+from transcription.diarize import MAX_SPEAKERS
 from transcription.models import Speaker, SpeakerIdentification
 from transcription.selectors import speaker_list_by_ids
 
@@ -179,3 +180,100 @@ def identification_run(*, identification_id) -> str:
     query.pending_audio = None
     query.save(update_fields=["status", "error_message", "score", "speaker", "pending_audio"])
     return query.status
+
+
+def _count(options: dict, key: str) -> int | None:
+    value = options.get(key)
+    if value in (None, ""):
+        return None
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        raise InvalidRequest(f"{key} must be a whole number.") from None
+    if not 1 <= number <= MAX_SPEAKERS:
+        raise InvalidRequest(f"{key} must be between 1 and {MAX_SPEAKERS}.")
+    return number
+
+
+def speaker_options_normalize(options: dict, *, tenant=None) -> dict:
+    """The speaker part of a job's options: `diarize` (+ `speakers` or `min_speakers`/`max_speakers`, which
+    imply it) and `speaker_ids` (the tenant's enrolled speakers; another tenant's id is 404). Empty when unused,
+    so the options (and cache keys) of jobs without speakers are unchanged."""
+    out: dict = {}
+    exact, low, high = _count(options, "speakers"), _count(options, "min_speakers"), _count(options, "max_speakers")
+    if exact is not None and (low is not None or high is not None):
+        raise InvalidRequest("Give either speakers or min_speakers/max_speakers, not both.")
+    if exact is not None:
+        low = high = exact
+    low, high = low or 1, high or MAX_SPEAKERS
+    if low > high:
+        raise InvalidRequest("min_speakers must not be larger than max_speakers.")
+    if _flag(options.get("diarize")) or options.get("speakers") not in (None, "") or (low, high) != (1, MAX_SPEAKERS):
+        out.update({"diarize": True, "min_speakers": low, "max_speakers": high})
+    ids = options.get("speaker_ids") or []
+    if isinstance(ids, str):
+        ids = [part for part in ids.replace("\n", ",").split(",") if part.strip()]
+    if ids:
+        if tenant is None:
+            raise InvalidRequest("speaker_ids need a tenant.")
+        if len(ids) > MAX_SPEAKERS:
+            raise InvalidRequest(f"At most {MAX_SPEAKERS} speaker_ids.")
+        found = speaker_list_by_ids(tenant=tenant, speaker_ids=ids)
+        if len(found) != len({str(i).strip() for i in ids}):
+            raise NotFound("No such speaker.")
+        not_ready = [s.name for s in found if s.status != Speaker.Status.READY]
+        if not_ready:
+            raise InvalidRequest(f"The speaker {not_ready[0]!r} has no voiceprint yet (enrollment not ready).")
+        out["speaker_ids"] = [str(s.pk) for s in found]
+    return out
+
+
+def _flag(value) -> bool:
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def speaker_track_for(*, tenant_id, options: dict):
+    """The diarization / voiceprint step for a job's options (None when it asks for neither)."""
+    from transcription.diarize import SpeakerOptions, SpeakerTrack
+    from transcription.engines import get_speaker_engine
+    from transcription.selectors import speaker_voiceprints
+
+    ids = options.get("speaker_ids") or []
+    if not options.get("diarize") and not ids:
+        return None
+    engine = get_speaker_engine()
+    prints = speaker_voiceprints(tenant=tenant_id, speaker_ids=ids, model=engine.name) if ids else ()
+    return SpeakerTrack(
+        engine=engine,
+        options=SpeakerOptions(
+            diarize=bool(options.get("diarize")),
+            min_speakers=int(options.get("min_speakers") or 1),
+            max_speakers=int(options.get("max_speakers") or MAX_SPEAKERS),
+            voiceprints=prints,
+            cluster_threshold=settings.SPEAKER_CLUSTER_THRESHOLD,
+            voiceprint_threshold=settings.VOICEPRINT_THRESHOLD,
+        ),
+        unknown_when_unmatched=bool(ids),
+    )
+
+
+def transcription_speakers_rename(*, transcription, names: dict[str, str]):
+    """Rename speaker labels in one transcript's segments (exports follow); the same name twice merges them."""
+    from portal.errors import Conflict
+    from transcription.models import Transcription
+    from transcription.services.common import transcription_lock
+
+    clean = {old: _name(new) for old, new in names.items() if old and new is not None and new.strip() != old}
+    with transaction.atomic():
+        t = transcription_lock(transcription_id=transcription.pk)
+        if t.status != Transcription.Status.SUCCEEDED or t.deleted_at is not None:
+            raise Conflict("Only a finished transcript's speakers can be renamed.", code="transcription_not_ready")
+        segments = [dict(seg) for seg in t.segments or []]
+        for seg in segments:
+            if seg.get("speaker") in clean:
+                seg["speaker"] = clean[seg["speaker"]]
+        t.segments = segments
+        t.save(update_fields=["segments"])
+    return t
