@@ -9,6 +9,7 @@ loop only moves messages: pings are answered however busy inference is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
@@ -54,6 +55,10 @@ class StreamServer:
         return self.engine
 
     def _load(self) -> None:
+        # Lower this thread's priority (Linux: per thread): on a shared box the web tier starting next to us
+        # answers first; inference threads, made later by the event loop's thread, keep normal priority.
+        with contextlib.suppress(OSError, AttributeError):
+            os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), 10)
         try:
             self.engine.load()
         except Exception:  # the reason is kept on the engine; sessions report it
