@@ -30,7 +30,7 @@ def test_signup_creates_the_tenant_and_makes_the_user_owner(client):
     membership = Membership.objects.select_related("tenant").get(user__email="ada@lecture.test")
     assert membership.role == "owner"
     assert membership.tenant.name == "Lecture Hall Ltd"
-    assert membership.tenant.account.available == 0
+    assert membership.tenant.account.available == 2000  # SIGNUP_FREE_TOKENS (default)
     # Mandatory verification: the email carries the link; following it signs the user in.
     assert len(mail.outbox) == 1
     link = _confirm_link(mail.outbox[0])
