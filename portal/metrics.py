@@ -9,6 +9,7 @@ a whole table. Code that measures something calls one of these instruments in on
 
 from __future__ import annotations
 
+import functools
 import glob
 import hmac
 import ipaddress
@@ -28,42 +29,68 @@ from prometheus_client import (
 )
 from prometheus_client.registry import REGISTRY, Collector
 
-if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-    # Every process writes its files here; a missing folder would make the first recording fail.
-    os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+@functools.cache
+def _folder_ready() -> None:
+    """Every process writes its files here; a missing folder would make the first recording fail."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        os.makedirs(os.environ["PROMETHEUS_MULTIPROC_DIR"], exist_ok=True)
+
+
+class _Lazy:
+    """An instrument built at its first use, not at import (in multiprocess mode building one opens its file,
+    and importing the app must write nothing)."""
+
+    def __init__(self, kind, *args, **kwargs):
+        self._make = functools.partial(kind, *args, **kwargs)
+        self._metric = None
+        self._lock = threading.Lock()
+
+    def __getattr__(self, name):
+        if self._metric is None:
+            with self._lock:
+                if self._metric is None:
+                    _folder_ready()
+                    self._metric = self._make()
+        return getattr(self._metric, name)
+
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300, 600, 1800, 3600, float("inf"))
 
-JOBS_SUBMITTED = Counter("tingxie_jobs_submitted", "Transcription jobs accepted", ["source"])
-JOBS_FINISHED = Counter("tingxie_jobs_finished", "Transcription jobs that reached a final status", ["status"])
-JOB_FAILURES = Counter("tingxie_job_failures", "Failed transcription jobs by error code", ["code"])
-JOB_QUEUE_WAIT = Histogram(
-    "tingxie_job_queue_wait_seconds", "Queued to claimed, per attempt", ["model"], buckets=_LATENCY_BUCKETS
+JOBS_SUBMITTED = _Lazy(Counter, "tingxie_jobs_submitted", "Transcription jobs accepted", ["source"])
+JOBS_FINISHED = _Lazy(Counter, "tingxie_jobs_finished", "Transcription jobs that reached a final status", ["status"])
+JOB_FAILURES = _Lazy(Counter, "tingxie_job_failures", "Failed transcription jobs by error code", ["code"])
+JOB_QUEUE_WAIT = _Lazy(
+    Histogram, "tingxie_job_queue_wait_seconds", "Queued to claimed, per attempt", ["model"], buckets=_LATENCY_BUCKETS
 )
-JOB_PROCESSING = Histogram(
-    "tingxie_job_processing_seconds", "First claim to result stored", ["model"], buckets=_LATENCY_BUCKETS
+JOB_PROCESSING = _Lazy(
+    Histogram, "tingxie_job_processing_seconds", "First claim to result stored", ["model"], buckets=_LATENCY_BUCKETS
 )
-JOB_END_TO_END = Histogram(
-    "tingxie_job_end_to_end_seconds", "Submitted to result stored", ["model"], buckets=_LATENCY_BUCKETS
+JOB_END_TO_END = _Lazy(
+    Histogram, "tingxie_job_end_to_end_seconds", "Submitted to result stored", ["model"], buckets=_LATENCY_BUCKETS
 )
-AUDIO_SECONDS = Counter("tingxie_audio_seconds", "Audio seconds of succeeded jobs (billed work)", ["model"])
-TOKENS_BILLED = Counter("tingxie_tokens_billed", "Tokens debited from tenants' balances")
-MODEL_LOAD_SECONDS = Histogram(
-    "tingxie_model_load_seconds", "Time to load an ASR model", ["model"], buckets=(1, 2, 5, 10, 20, 40, 80, 160, 600)
+AUDIO_SECONDS = _Lazy(Counter, "tingxie_audio_seconds", "Audio seconds of succeeded jobs (billed work)", ["model"])
+TOKENS_BILLED = _Lazy(Counter, "tingxie_tokens_billed", "Tokens debited from tenants' balances")
+MODEL_LOAD_SECONDS = _Lazy(
+    Histogram,
+    "tingxie_model_load_seconds",
+    "Time to load an ASR model",
+    ["model"],
+    buckets=(1, 2, 5, 10, 20, 40, 80, 160, 600),
 )
-MODEL_LOADS = Counter("tingxie_model_loads", "ASR model loads (all processes)", ["model"])
+MODEL_LOADS = _Lazy(Counter, "tingxie_model_loads", "ASR model loads (all processes)", ["model"])
 # One series per live process (the pid label): more than 1 means a process loaded its model twice.
-MODEL_LOADS_PER_PROCESS = Gauge(
-    "tingxie_model_loads_per_process", "ASR model loads in this process", ["model"], multiprocess_mode="liveall"
+MODEL_LOADS_PER_PROCESS = _Lazy(
+    Gauge, "tingxie_model_loads_per_process", "ASR model loads in this process", ["model"], multiprocess_mode="liveall"
 )
-GPU_MEMORY = Gauge(
-    "tingxie_gpu_memory_bytes", "CUDA memory of an ASR process", ["device", "kind"], multiprocess_mode="liveall"
+GPU_MEMORY = _Lazy(
+    Gauge, "tingxie_gpu_memory_bytes", "CUDA memory of an ASR process", ["device", "kind"], multiprocess_mode="liveall"
 )
-WEBHOOK_DELIVERIES = Counter("tingxie_webhook_deliveries", "Outbound webhook attempts by outcome", ["outcome"])
-STRIPE_EVENTS = Counter("tingxie_stripe_events", "Stripe webhook events by processing status", ["status"])
+WEBHOOK_DELIVERIES = _Lazy(Counter, "tingxie_webhook_deliveries", "Outbound webhook attempts by outcome", ["outcome"])
+STRIPE_EVENTS = _Lazy(Counter, "tingxie_stripe_events", "Stripe webhook events by processing status", ["status"])
 # The streaming server sets this: inc() when a session opens, dec() when it ends (or use stream_session()).
-STREAM_SESSIONS_ACTIVE = Gauge(
-    "tingxie_stream_sessions_active", "Open real-time streaming sessions", multiprocess_mode="livesum"
+STREAM_SESSIONS_ACTIVE = _Lazy(
+    Gauge, "tingxie_stream_sessions_active", "Open real-time streaming sessions", multiprocess_mode="livesum"
 )
 
 

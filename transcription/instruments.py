@@ -12,6 +12,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from portal import metrics
+from portal.request_id import request_id_get
 from transcription.models import Transcription
 
 logger = logging.getLogger("transcription.jobs")
@@ -26,7 +27,8 @@ def _ms(seconds: float | None) -> int | None:
 
 
 def _fields(t: Transcription, event: str, **more) -> dict:
-    return {"event": event, "job_id": str(t.pk), "tenant": str(t.tenant_id), "model": t.model, **more}
+    return {"event": event, "job_id": str(t.pk), "tenant": str(t.tenant_id), "model": t.model,
+            "request_id": request_id_get(), **more}  # fmt: skip
 
 
 def job_submitted(t: Transcription) -> None:

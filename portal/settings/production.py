@@ -1,8 +1,5 @@
 """Production: every secret and host name comes from the environment; HTTPS only; nothing is written at import."""
 
-import os
-import tempfile
-
 from django.core.exceptions import ImproperlyConfigured
 
 from portal.env import env
@@ -20,9 +17,6 @@ if not env.list("DJANGO_ALLOWED_HOSTS", default=[]):
         "DJANGO_ALLOWED_HOSTS is not set. List the host names this site answers to, comma-separated "
         "(e.g. DJANGO_ALLOWED_HOSTS=stt.example.com)."
     )
-
-# The checkout may be read-only: metrics files go to the system temp folder unless the deployment names one.
-os.environ.setdefault("PROMETHEUS_MULTIPROC_DIR", os.path.join(tempfile.gettempdir(), "tingxie-metrics"))
 
 from portal.logs import logging_config  # noqa: E402
 

@@ -14,7 +14,7 @@ from tests.conftest import assert_ledger_consistent
 from transcription import services
 from transcription.models import Transcription
 
-pytestmark = pytest.mark.django_db
+pytestmark = pytest.mark.django_db(transaction=True)  # storage deletes run on commit
 
 
 def finished(api_client, *, days_ago: float, text: str = "hello retention world", hotword: str = "x") -> Transcription:
@@ -102,6 +102,7 @@ def test_other_tenants_settings_apply_to_their_own_jobs_only(api_client, other_c
     assert Transcription.objects.get(pk=theirs_id).audio
 
 
+@pytest.mark.django_db  # pytest-django runs it before the transactional tests, whose flush drops migration rows
 def test_the_daily_schedule_exists():
     from django_q.models import Schedule
 
