@@ -137,10 +137,7 @@ LOAD_RENEW_AFTER_S = 0.5
 def _recognize(claim: Claim, t: Transcription):
     """Run the one recognition path (decode in chunks, VAD, windows, engine) on the stored audio."""
     from transcription.engines import get_engine
-    from transcription.engines.base import TranscribeOptions
-    from transcription.pipeline import recognize_file
 
-    opts = t.options
     engine = get_engine()
     # A first model load can take longer than a short lease: renew it once the model is in memory
     # (LeaseLost here means the sweeper already gave the transcription to another attempt). A warm
@@ -149,8 +146,20 @@ def _recognize(claim: Claim, t: Transcription):
     engine.load()
     if time.monotonic() - started > LOAD_RENEW_AFTER_S:
         transcription_heartbeat(claim=claim, progress=0.05, force=True)
+    if not t.audio.name:
+        raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
+    # Through the storage API: a local file, or the object streamed from the bucket (no shared disk needed).
+    with t.audio.storage.open(t.audio.name, "rb") as audio:
+        return _recognize_stream(audio, claim, t, engine)
+
+
+def _recognize_stream(audio, claim: Claim, t: Transcription, engine):
+    from transcription.engines.base import TranscribeOptions
+    from transcription.pipeline import recognize_file
+
+    opts = t.options
     return recognize_file(
-        t.audio.path,
+        audio,
         engine=engine,
         options=TranscribeOptions(
             language=opts.get("language", "auto"),
