@@ -46,7 +46,7 @@ def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_del
     )
     account.save(update_fields=["available", "held", "updated_at"])
     if kind == Kind.DEBIT:
-        transaction.on_commit(lambda: metrics.TOKENS_BILLED.inc(-held_delta))
+        metrics.TOKENS_BILLED.inc(-held_delta)
     return entry
 
 

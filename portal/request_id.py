@@ -29,6 +29,5 @@ class RequestIdFilter(logging.Filter):
     """Adds `request_id` to every record (LOGGING's format prints it)."""
 
     def filter(self, record: logging.LogRecord) -> bool:
-        if not hasattr(record, "request_id"):  # a deferred line may carry the id of the request it is about
-            record.request_id = request_id_var.get()
+        record.request_id = request_id_var.get()
         return True

@@ -45,18 +45,15 @@ def test_json_line_carries_the_context(json_lines):
     assert "time" in line
 
 
-def test_requests_and_jobs_log_their_events(api_client, tenant, grant, json_lines, django_capture_on_commit_callbacks):
+def test_requests_and_jobs_log_their_events(api_client, tenant, grant, json_lines):
     grant(tenant, 1000)
-    with django_capture_on_commit_callbacks(execute=True):
-        response = api_client.post(
-            "/api/v1/transcriptions", {"file": io.BytesIO(tone_wav(1.0))}, format="multipart",
-            HTTP_X_REQUEST_ID="rid-777",
-        )  # fmt: skip
+    response = api_client.post(
+        "/api/v1/transcriptions", {"file": io.BytesIO(tone_wav(1.0))}, format="multipart",
+        HTTP_X_REQUEST_ID="rid-777",
+    )  # fmt: skip
     job_id = response.json()["id"]
-    with django_capture_on_commit_callbacks(execute=True):
-        claim = services.transcription_claim(transcription_id=job_id)
-    with django_capture_on_commit_callbacks(execute=True):
-        services.transcription_finalize(claim=claim, text="two words", segments=[], language="en", duration_s=1.0)
+    claim = services.transcription_claim(transcription_id=job_id)
+    services.transcription_finalize(claim=claim, text="two words", segments=[], language="en", duration_s=1.0)
     lines = json_lines()
     (request,) = [r for r in lines if r["logger"] == "portal.request"]
     assert request["request_id"] == "rid-777" and request["tenant"] == str(tenant.pk)
