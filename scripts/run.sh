@@ -66,9 +66,15 @@ trap 'shutdown INT; exit 130' INT
 trap 'shutdown TERM; exit 143' TERM
 trap 'shutdown EXIT' EXIT
 
+# Prometheus multiprocess files of this machine's processes: a fresh set per start (counters restart at 0).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+
 # No lifespan protocol in Django; open long-polls get 3 s to end once a stop begins.
+# Django logs each request (with its id and duration): uvicorn's access log would repeat it.
 .venv/bin/uvicorn portal.asgi:application --host 127.0.0.1 --port "${PORT}" --lifespan off \
-  --timeout-graceful-shutdown 3 &
+  --timeout-graceful-shutdown 3 --no-access-log &
 pids+=($!)
 $PY manage.py qcluster &
 pids+=($!)

@@ -104,3 +104,22 @@ def stream_worker(django_db_setup, django_db_blocker, streaming_model):
         yield worker
     finally:
         worker.stop()
+        with django_db_blocker.unblock():
+            _wait_backends_gone()
+
+
+def _wait_backends_gone(timeout: float = 10) -> None:
+    """PostgreSQL ends a dead client's backend a moment later; the test database is dropped after us."""
+    from django.db import connection
+
+    if connection.vendor != "postgresql":
+        return
+    deadline = time.monotonic() + timeout
+    with connection.cursor() as cursor:
+        while time.monotonic() < deadline:
+            cursor.execute(
+                "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            )
+            if cursor.fetchone()[0] == 0:
+                return
+            time.sleep(0.1)

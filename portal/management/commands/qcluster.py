@@ -23,9 +23,13 @@ import threading
 import time
 
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
 from django_q.cluster import Cluster
-from django_q.conf import logger
+from django_q.conf import Conf, logger
 from django_q.management.commands import qcluster
+
+from portal.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 
 # The sentinel dies this soon after a group SIGTERM (default action); give it that long to show it.
 _DYING_GRACE_S = 0.5
@@ -60,8 +64,15 @@ class BoundedStopCluster(Cluster):
             # The sentinel died while starting: a group signal does that; anything else is a real failure.
             if self.signalled is None:
                 raise
+        if settings.WORKER_METRICS_PORT:
+            from portal.metrics import serve_in_thread
+
+            serve_in_thread(host=settings.WORKER_METRICS_HOST, port=settings.WORKER_METRICS_PORT)
+        beat = _Beat(Conf.CLUSTER_NAME)
         while not run_once and self.signalled is None and self.sentinel.is_alive():
+            beat.maybe()
             time.sleep(0.2)
+        beat.end()
         self.stop_within(float(os.environ.get("Q_STOP_TIMEOUT", "6")))
 
     def stop_within(self, timeout_s: float) -> None:
@@ -91,6 +102,33 @@ class BoundedStopCluster(Cluster):
             sentinel.join(2)
         else:
             logger.info("Q Cluster %s has stopped.", self.name)
+
+
+class _Beat:
+    """The cluster's liveness row (readiness and metrics read it), refreshed every CLUSTER_HEARTBEAT_INTERVAL_S
+    from the main process (the sentinel and its workers are already forked: no connection is shared)."""
+
+    def __init__(self, cluster: str):
+        self.cluster = cluster
+        self.started_at = timezone.now()
+        self.next_at = 0.0
+
+    def maybe(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + settings.CLUSTER_HEARTBEAT_INTERVAL_S
+        try:
+            cluster_heartbeat(cluster=self.cluster, started_at=self.started_at)
+        except DatabaseError as exc:  # the database is down: readiness says so; beat again when it is back
+            logger.warning("Q Cluster %s: heartbeat not recorded: %s", self.cluster, exc)
+            connection.close()
+
+    def end(self) -> None:
+        try:
+            cluster_heartbeat_end(cluster=self.cluster)
+        except DatabaseError:
+            pass  # the row ages out
+        connection.close()
 
 
 class Command(qcluster.Command):

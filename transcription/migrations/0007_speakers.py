@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('tenants', '0002_invitation'),
-        ('transcription', '0004_orphan_sweeper_schedule'),
+        ('transcription', '0006_finance_job_view'),
     ]
 
     operations = [
