@@ -2,9 +2,10 @@
 
 Only embeddings are kept (one row of 192 floats per 1.5 s window: ~4 MB for an hour of speech), never the
 windows' audio. Clustering is our own and works at every length: funasr's ClusterBackend gives one speaker
-below 20 windows (~15 s of speech), so a short call could never show two. A first pass assigns each window
-to the most similar running centroid (cosine) or opens a new speaker below the threshold; k-means passes
-then settle the centroids, near-identical speakers are merged, and stray tiny clusters are folded in.
+below 20 windows (~15 s of speech), so a short call could never show two. Average-linkage clustering on
+cosine distance, cut at the threshold (or at the asked number of speakers), on at most MAX_LINKAGE windows;
+every window then joins the nearest centroid (cosine to the speakers' centroids), k-means rounds settle them,
+and stray tiny clusters are folded in.
 """
 
 from __future__ import annotations
@@ -20,6 +21,9 @@ WINDOW_S = 1.5  # embedding window (as funasr's sv_chunk)
 SHIFT_S = 0.75
 MIN_PIECE_S = 0.4  # shorter speech regions are not embedded
 MAX_SPEAKERS = 20
+MAX_LINKAGE = 1500  # windows clustered together (about 19 min of speech); the rest join the nearest centroid
+MERGE_COS = 0.6  # speaker centroids at least this similar are merged
+MIN_SHARE = 0.03  # a cluster of at most this share of the windows (or two windows) is folded in
 UNKNOWN = "unknown"
 
 
@@ -101,60 +105,58 @@ def _kmeans(embs: np.ndarray, centroids: np.ndarray, rounds: int = 5) -> np.ndar
     return _compact(labels)
 
 
-def _farthest_first(embs: np.ndarray, k: int) -> np.ndarray:
-    """k seeds: the first window, then each time the window least similar to every seed so far."""
-    seeds = [0]
-    best = embs @ embs[0]
-    while len(seeds) < min(k, embs.shape[0]):
-        nxt = int(np.argmin(best))
-        seeds.append(nxt)
-        best = np.maximum(best, embs @ embs[nxt])
-    return embs[seeds]
+def _agglomerate(embs: np.ndarray, *, threshold: float, low: int, high: int) -> np.ndarray:
+    """Average-linkage clustering on cosine distance, cut where speakers are less similar than `threshold`."""
+    from scipy.cluster.hierarchy import fcluster, linkage
+
+    if embs.shape[0] < 2:
+        return np.zeros(embs.shape[0], dtype=np.int64)
+    tree = linkage(embs.astype(np.float64), method="average", metric="cosine")
+    labels = fcluster(tree, t=1.0 - threshold, criterion="distance")
+    k = int(labels.max())
+    if k > high or k < low:
+        labels = fcluster(tree, t=min(max(k, low), high), criterion="maxclust")
+    return labels.astype(np.int64) - 1
 
 
 def cluster(embs: np.ndarray, *, threshold: float, min_speakers: int = 1, max_speakers: int = MAX_SPEAKERS):
-    """Speaker label per row of L2-normalized `embs` (0, 1, ... in order of first appearance)."""
+    """Speaker label per row of L2-normalized `embs` (0, 1, ... in order of first appearance).
+
+    At most MAX_LINKAGE windows (evenly spaced) are clustered together, so time and memory stay bounded for
+    any length; every window then joins the nearest speaker centroid, and a few k-means rounds settle them.
+    """
     n = embs.shape[0]
     if n == 0:
         return np.zeros(0, dtype=np.int64)
     low, high = max(1, min(min_speakers, n)), max(1, min(max_speakers, n))
-    # 1. Running centroids: join the most similar speaker, or open a new one below the threshold.
-    sums: list[np.ndarray] = []
-    labels = np.zeros(n, dtype=np.int64)
-    for i, emb in enumerate(embs):
-        if sums:
-            sims = _normalize(np.stack(sums)) @ emb
-            best = int(np.argmax(sims))
-        if not sums or (sims[best] < threshold and len(sums) < high):
-            sums.append(emb.copy())
-            labels[i] = len(sums) - 1
-        else:
-            sums[best] += emb
-            labels[i] = best
-    # 2. Settle, merge speakers whose centroids are as close as one speaker's windows, fold in strays.
-    labels = _kmeans(embs, _centroids(embs, labels, len(sums)))
-    while True:
+    sample = np.linspace(0, n - 1, num=min(n, MAX_LINKAGE)).round().astype(np.int64)
+    sample = np.unique(sample)
+    labels = _agglomerate(embs[sample], threshold=threshold, low=low, high=high)
+    k = int(labels.max()) + 1
+    labels = _kmeans(embs, _centroids(embs[sample], labels, k))
+    # Speakers whose centroids are near-identical are one speaker (centroids are steadier than windows).
+    while int(labels.max()) + 1 > low:
         k = int(labels.max()) + 1
-        if k <= low:
-            break
         cents = _centroids(embs, labels, k)
-        sizes = np.bincount(labels, minlength=k)
         sims = cents @ cents.T
         np.fill_diagonal(sims, -2.0)
-        small = int(np.argmin(sizes))
-        if sizes[small] <= max(1, n // 50):  # one stray window is not a speaker
-            sims_small = sims[small].copy()
-            target = int(np.argmax(sims_small))
-            labels[labels == small] = target
-        elif sims.max() >= threshold:
-            a, b = np.unravel_index(int(np.argmax(sims)), sims.shape)
-            labels[labels == max(a, b)] = min(a, b)
-        else:
+        if sims.max() < MERGE_COS:
             break
-        labels = _kmeans(embs, _centroids(embs, _compact(labels), int(_compact(labels).max()) + 1))
-    # 3. Fewer speakers than asked for: split by farthest-first seeds.
-    if int(labels.max()) + 1 < low:
-        labels = _kmeans(embs, _farthest_first(embs, low))
+        a, b = np.unravel_index(int(np.argmax(sims)), sims.shape)
+        labels[labels == max(a, b)] = min(a, b)
+        labels = _kmeans(embs, _centroids(embs, _compact(labels), k - 1))
+    # One stray window is not a speaker: fold clusters of fewer than MIN_SHARE of the windows into the nearest.
+    while int(labels.max()) + 1 > low:
+        k = int(labels.max()) + 1
+        sizes = np.bincount(labels, minlength=k)
+        small = int(np.argmin(sizes))
+        if sizes[small] > max(2, int(MIN_SHARE * n)):
+            break
+        cents = _centroids(embs, labels, k)
+        sims = cents @ cents[small]
+        sims[small] = -2.0
+        labels[labels == small] = int(np.argmax(sims))
+        labels = _compact(labels)
     return _compact(labels)
 
 

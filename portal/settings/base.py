@@ -207,10 +207,11 @@ SPEAKER_ENGINES = {
 }
 # How long POST /api/v1/speakers and /voiceprint/* wait for the worker's embedding before answering.
 SPEAKER_WAIT_SECONDS = env.float("SPEAKER_WAIT_SECONDS", default=30)
-# Cosine similarity to a speaker's running centroid that keeps a window with that speaker (diarization).
-SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.5)
+# Average cosine similarity below which two groups of windows are different speakers (diarization; tuned on the
+# fixture CAM++: same voice 0.45-0.64, two voices 0.0 and below).
+SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.25)
 # Cosine similarity to an enrolled voiceprint that names a segment's speaker (else "unknown").
-VOICEPRINT_THRESHOLD = env.float("VOICEPRINT_THRESHOLD", default=0.5)
+VOICEPRINT_THRESHOLD = env.float("VOICEPRINT_THRESHOLD", default=0.3)
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
