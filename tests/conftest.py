@@ -78,6 +78,15 @@ def assert_ledger_consistent(tenant) -> None:
         )
     )
     assert account.held == open_holds
+    assert_books_balance()
+
+
+def assert_books_balance() -> None:
+    """`manage.py ledger_verify`'s checks over the whole test database: no drift anywhere."""
+    from billing.verify import ledger_verify
+
+    report = ledger_verify()
+    assert report.problems == [], report.problems[:20]
 
 
 def require_postgresql() -> None:

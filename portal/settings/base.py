@@ -194,6 +194,10 @@ ASR_ENGINES = {
         },
     },
 }
+# Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
+# takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
+# cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
+Q_WORKER_WARMUP = {"asr": "transcription.engines.engine_warm_up"} if env.bool("ASR_WARM_START", default=True) else {}
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
