@@ -65,7 +65,7 @@ def test_two_clusters_share_only_the_database_broker_and_bucket(tenant, api_key,
     try:
         clusters = {name: WorkerProcess(extra_env={**machines[name], "ASR_WORKERS": "1"}) for name in ("a", "b")}
         for worker in clusters.values():
-            wait_for(lambda w=worker: "taking tasks" in w.log(), timeout=240, interval=0.5, message="a warm cluster")
+            wait_for(lambda w=worker: "taking tasks" in w.log(), timeout=600, interval=0.5, message="a warm cluster")
         headers = {"Authorization": f"Bearer {api_key[1]}"}
 
         def submit(clip: bytes) -> str:
@@ -80,7 +80,7 @@ def test_two_clusters_share_only_the_database_broker_and_bucket(tenant, api_key,
             ids = list(pool.map(submit, clips))
         submitted = time.monotonic() - t0
         wait_for(lambda: Transcription.objects.filter(pk__in=ids, status__in=["succeeded", "failed"]).count() == JOBS,
-                 timeout=240, interval=0.5, message="every job to finish")  # fmt: skip
+                 timeout=300, interval=0.5, message="every job to finish")  # fmt: skip
         drained = time.monotonic() - t0
     finally:
         for worker in clusters.values():

@@ -35,8 +35,10 @@ def test_each_worker_loads_its_model_when_the_cluster_starts(tenant, grant, medi
     grant(tenant, 10_000)
     worker = WorkerProcess(extra_env={"ASR_WORKERS": "2"})
     try:
-        wait_for(lambda: "taking tasks" in worker.log(), timeout=180, interval=0.5, message="the cluster to be warm")
-        children = set(worker.children())
+        wait_for(lambda: "taking tasks" in worker.log(), timeout=600, interval=0.5, message="the cluster to be warm")
+        from portal.management.commands.qcluster import _descendants
+
+        processes = set(_descendants(worker.proc.pid))
         before = worker.log()
         warm = re.findall(r"Worker (\d+) warm: model \S+ on cpu in [\d.]+ s", before)
         loads = before.count("Loaded ASR model")
@@ -46,7 +48,7 @@ def test_each_worker_loads_its_model_when_the_cluster_starts(tenant, grant, medi
     finally:
         worker.stop()
     assert len(warm) == 2 and len(set(warm)) == 2, before[-3000:]
-    assert {int(pid) for pid in warm} <= children  # both are worker processes of this cluster
+    assert {int(pid) for pid in warm} <= processes  # both are worker processes of this cluster
     assert loads == 2
     assert worker.log().count("Loaded ASR model") == 2, "the first job loaded nothing more"
 
@@ -70,7 +72,7 @@ def test_a_cluster_whose_model_cannot_load_exits_saying_why_and_takes_no_job(
     model = tmp_path / "no-such-model" if case == "missing" else _corrupt_model(tmp_path)
     worker = WorkerProcess(extra_env={"ASR_MODEL": str(model), "ASR_WORKERS": "2"})
     try:
-        code = worker.proc.wait(timeout=180)
+        code = worker.proc.wait(timeout=600)
     finally:
         worker.stop()
     log = worker.log()
