@@ -11,7 +11,7 @@ WEB_HOST ?= 127.0.0.1
 WEB_WORKERS ?= 1
 FORWARDED_ALLOW_IPS ?= 127.0.0.1
 
-.PHONY: setup venv system-deps migrate run worker web test lint bench clean
+.PHONY: setup venv system-deps migrate run worker stream web test lint bench clean
 
 setup: venv system-deps migrate
 
@@ -47,6 +47,11 @@ web: venv
 
 worker: venv
 	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster
+
+# A stream worker (what a GPU/stream machine runs next to `make worker`): FunASR's runtime WebSocket protocol on
+# STREAM_HOST:STREAM_PORT (default 127.0.0.1:10095); production settings unless DJANGO_SETTINGS_MODULE says otherwise.
+stream: venv
+	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-portal.settings.production} $(PY) manage.py stream
 
 test: setup
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(VENV)/bin/pytest $(PYTEST_ARGS)

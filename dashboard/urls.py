@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from dashboard.views import account, billing, hotwords, keys, members, overview, transcriptions
+from dashboard.views import account, billing, hotwords, keys, live, members, overview, transcriptions
 
 app_name = "dashboard"
 
@@ -39,6 +39,7 @@ urlpatterns = [
         transcriptions.transcription_delete,
         name="transcription_delete",
     ),
+    path("app/live/", live.live, name="live"),
     path("app/keys/", keys.key_list, name="keys"),
     path("app/keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
     path("app/hotwords/", hotwords.hotword_lists, name="hotwords"),

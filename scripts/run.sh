@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the web server (uvicorn, ASGI), the default task cluster (webhooks, sweeper) and one ASR worker
-# cluster in the foreground, with local settings. Ctrl-C, or SIGTERM to the process group or to this
+# Runs the web server (uvicorn, ASGI), the default task cluster (webhooks, sweeper), one ASR worker cluster
+# and one stream worker (FunASR's WebSocket protocol on STREAM_PORT, default 10095) in the foreground, with local settings. Ctrl-C, or SIGTERM to the process group or to this
 # script alone, stops them all within 10 s; whatever is left after 8 s is killed (and named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -74,5 +74,8 @@ $PY manage.py qcluster &
 pids+=($!)
 Q_CLUSTER_NAME=asr $PY manage.py qcluster &
 pids+=($!)
-echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}); Ctrl-C stops."
+$PY manage.py stream &
+pids+=($!)
+echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}), live streams on" \
+  "ws://127.0.0.1:${STREAM_PORT:-10095}; Ctrl-C stops."
 wait -n

@@ -64,9 +64,10 @@ def grant():
 
 
 def assert_ledger_consistent(tenant) -> None:
-    """The stored balance equals the ledger sums; held equals the open holds of unfinished jobs."""
+    """The stored balance equals the ledger sums; held equals the open holds of unfinished jobs and streams."""
     from billing.models import BalanceAccount
     from billing.selectors import ledger_sums
+    from streaming.models import StreamSession
     from transcription.models import Transcription
 
     account = BalanceAccount.objects.get(tenant=tenant)
@@ -77,6 +78,7 @@ def assert_ledger_consistent(tenant) -> None:
             "held_tokens", flat=True
         )
     )
+    open_holds += sum(StreamSession.objects.filter(tenant=tenant).values_list("held_tokens", flat=True))
     assert account.held == open_holds
     assert_books_balance()
 

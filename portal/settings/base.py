@@ -46,6 +46,7 @@ INSTALLED_APPS = [
     "tenants",
     "billing",
     "transcription",
+    "streaming",
     "dashboard",
 ]
 
@@ -214,6 +215,30 @@ OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
 # An SDK retry (x-stainless-retry-count > 0) of a request whose identical job succeeded this recently gets
 # that result, not a second job and charge.
 OPENAI_RETRY_REPLAY_SECONDS = env.int("OPENAI_RETRY_REPLAY_SECONDS", default=600)
+
+# --- Live streams (the stream worker: `make stream`, started by `make run` too) --------------------------------
+STREAM_HOST = env("STREAM_HOST", default="127.0.0.1")
+STREAM_PORT = env.int("STREAM_PORT", default=10095)
+# Where browsers reach the stream worker (/app/live/), e.g. wss://stt.example.com/stream behind a proxy;
+# default: the dashboard's host name on STREAM_PORT.
+STREAM_PUBLIC_URL = env("STREAM_PUBLIC_URL", default="")
+# The streaming Paraformer giving partials (hub id or local directory; "" = no partials, finals only).
+STREAM_ONLINE_MODEL = env(
+    "STREAM_ONLINE_MODEL", default="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online"
+)
+STREAM_DEVICE = env("STREAM_DEVICE", default=ASR_DEVICE)
+STREAM_THREADS = env.int("STREAM_THREADS", default=1)  # torch threads per inference replica
+STREAM_REPLICAS = env.int("STREAM_REPLICAS", default=2)  # inference threads, each with its own model copies
+STREAM_MAX_SESSIONS = env.int("STREAM_MAX_SESSIONS", default=40)  # per stream-worker process; more: close 1013
+STREAM_MAX_SESSIONS_PER_KEY = env.int("STREAM_MAX_SESSIONS_PER_KEY", default=20)  # across all stream workers
+STREAM_MAX_SESSION_SECONDS = env.int("STREAM_MAX_SESSION_SECONDS", default=4 * 3600)
+STREAM_IDLE_SECONDS = env.int("STREAM_IDLE_SECONDS", default=120)  # no message for this long: closed
+STREAM_END_SILENCE_MS = env.int("STREAM_END_SILENCE_MS", default=500)  # VAD silence that ends an utterance
+STREAM_MAX_FRAME_BYTES = env.int("STREAM_MAX_FRAME_BYTES", default=4 * 1024 * 1024)  # about 2 min of PCM16
+STREAM_MAX_BUFFER_SECONDS = env.float("STREAM_MAX_BUFFER_SECONDS", default=180)  # audio waiting per session
+# Audio may arrive at most this much faster than real time, beyond a burst (a whole utterance in one frame).
+STREAM_MAX_SPEED = env.float("STREAM_MAX_SPEED", default=2.0)
+STREAM_BURST_SECONDS = env.float("STREAM_BURST_SECONDS", default=120)
 
 _broker = {"redis": REDIS_URL} if Q_BROKER == "redis" else {"orm": "default"}
 Q_CLUSTER = {
