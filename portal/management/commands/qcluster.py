@@ -144,10 +144,27 @@ class BoundedStopCluster(Cluster):
                 logger.critical("Q Cluster %s cannot take tasks: %s", Conf.CLUSTER_NAME, failure)
                 break
             time.sleep(0.2)
-        if self.failed and not self.warm_start.ready.is_set():
-            self.stop_within(1.0)  # nothing was taken from the broker: nothing to finish
+        if self.warm_start is not None and not self.warm_start.ready.is_set():
+            self.end_cold()
         else:
             self.stop_within(float(os.environ.get("Q_STOP_TIMEOUT", "6")))
+
+    def end_cold(self) -> None:
+        """Stop before the workers were warm: the pusher has taken nothing from the broker, so nothing is lost
+        by ending the processes now instead of waiting for a model load to finish. SIGTERM's default action
+        (django-q2's sentinel and everything it forked) ends them, as a signal to the process group would."""
+        sentinel = self.sentinel
+        if not sentinel.is_alive():
+            return
+        logger.info("Q Cluster %s stopping before its workers were warm (no task taken): ending them.", self.name)
+        for pid in [*_descendants(sentinel.pid), sentinel.pid]:
+            try:
+                os.kill(pid, signal.SIGTERM)
+            except ProcessLookupError:
+                pass
+        sentinel.join(5)
+        if sentinel.is_alive():
+            self.stop_within(0)
 
     def stop_within(self, timeout_s: float) -> None:
         sentinel = self.sentinel
