@@ -32,11 +32,15 @@ import time
 
 import django_q.cluster
 from django.conf import settings
+from django.db import DatabaseError, connection
+from django.utils import timezone
 from django.utils.module_loading import import_string
 from django_q.cluster import Cluster, get_mp_context
 from django_q.conf import Conf, logger
 from django_q.management.commands import qcluster
 from django_q.signals import post_spawn
+
+from portal.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 
 # The sentinel dies this soon after a group SIGTERM (default action); give it that long to show it.
 _DYING_GRACE_S = 0.5
@@ -138,12 +142,20 @@ class BoundedStopCluster(Cluster):
             # The sentinel died while starting: a group signal does that; anything else is a real failure.
             if self.signalled is None:
                 raise
+        if settings.WORKER_METRICS_PORT:
+            from portal.metrics import serve_in_thread
+
+            serve_in_thread(host=settings.WORKER_METRICS_HOST, port=settings.WORKER_METRICS_PORT)
+        beat = _Beat(Conf.CLUSTER_NAME)
         while not run_once and self.signalled is None and self.sentinel.is_alive():
             if self.warm_start is not None and (failure := self.warm_start.failure()):
                 self.failed = failure
                 logger.critical("Q Cluster %s cannot take tasks: %s", Conf.CLUSTER_NAME, failure)
                 break
+            if self.warm_start is None or self.warm_start.ready.is_set():
+                beat.maybe()  # a cluster still loading its model is not ready for work: no heartbeat yet
             time.sleep(0.2)
+        beat.end()
         if self.warm_start is not None and not self.warm_start.ready.is_set():
             self.end_cold()
         else:
@@ -193,6 +205,33 @@ class BoundedStopCluster(Cluster):
             sentinel.join(2)
         else:
             logger.info("Q Cluster %s has stopped.", self.name)
+
+
+class _Beat:
+    """The cluster's liveness row (readiness and metrics read it), refreshed every CLUSTER_HEARTBEAT_INTERVAL_S
+    from the main process (the sentinel and its workers are already forked: no connection is shared)."""
+
+    def __init__(self, cluster: str):
+        self.cluster = cluster
+        self.started_at = timezone.now()
+        self.next_at = 0.0
+
+    def maybe(self) -> None:
+        if time.monotonic() < self.next_at:
+            return
+        self.next_at = time.monotonic() + settings.CLUSTER_HEARTBEAT_INTERVAL_S
+        try:
+            cluster_heartbeat(cluster=self.cluster, started_at=self.started_at)
+        except DatabaseError as exc:  # the database is down: readiness says so; beat again when it is back
+            logger.warning("Q Cluster %s: heartbeat not recorded: %s", self.cluster, exc)
+            connection.close()
+
+    def end(self) -> None:
+        try:
+            cluster_heartbeat_end(cluster=self.cluster)
+        except DatabaseError:
+            pass  # the row ages out
+        connection.close()
 
 
 class Command(qcluster.Command):
