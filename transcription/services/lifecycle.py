@@ -61,8 +61,9 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.status = Status.RUNNING
         t.lease_expires_at = _lease_until()
         t.progress = 0.0
+        t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
-        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
         _last_beat.clear()
         _last_beat[(t.pk, t.attempt)] = time.monotonic()
         return Claim(transcription_id=t.pk, attempt=t.attempt)
@@ -70,13 +71,18 @@ def transcription_claim(*, transcription_id) -> Claim | None:
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
 _last_beat: dict = {}
+_segments_written: dict = {}  # (id, attempt) -> how many segments the row holds
 
 
-def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+def transcription_heartbeat(
+    *, claim: Claim, progress: float, force: bool = False, segments: list[dict] | None = None
+) -> None:
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
     Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction.
+    far longer), so short transcriptions cost one claim and one finalize transaction. `segments`, the
+    segments recognized so far, are written with it when there are new ones (streamed answers show them;
+    the API shows segments only once the transcription succeeded).
     """
     key = (claim.transcription_id, claim.attempt)
     now = time.monotonic()
@@ -85,9 +91,14 @@ def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = Fals
             return
         _last_beat.clear()
         _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
+    fields = {"progress": min(max(progress, 0.0), 0.99), "lease_expires_at": _lease_until()}
+    if segments is not None and len(segments) != _segments_written.get(key, 0):
+        fields["segments"] = list(segments)
+        _segments_written.clear()
+        _segments_written[key] = len(segments)
     updated = Transcription.objects.filter(
         pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
-    ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
+    ).update(**fields)
     if not updated:
         raise LeaseLost(str(claim.transcription_id))
 
@@ -147,6 +158,7 @@ def _recognize(claim: Claim, t: Transcription):
     engine.load()
     if time.monotonic() - started > LOAD_RENEW_AFTER_S:
         transcription_heartbeat(claim=claim, progress=0.05, force=True)
+    partial: list[dict] = []
     return recognize_file(
         t.audio.path,
         engine=engine,
@@ -156,11 +168,17 @@ def _recognize(claim: Claim, t: Transcription):
             vad=opts.get("vad", True),
             hotwords=tuple(opts.get("hotwords", [])),
         ),
-        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f, segments=partial),
         max_seconds=settings.MAX_AUDIO_SECONDS,
         expected_s=t.probed_duration_s or None,
         admit=_hold_guard(claim, t),
+        recognized=lambda found: partial.extend(segment_dicts(found)),
     )
+
+
+def segment_dicts(segments) -> list[dict]:
+    """Segments as the row stores them."""
+    return [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in segments]
 
 
 UNAVAILABLE_MESSAGE = (
@@ -219,7 +237,7 @@ def transcription_run(*, transcription_id) -> str:
     done = transcription_finalize(
         claim=claim,
         text=result.text,
-        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        segments=segment_dicts(result.segments),
         language=result.language,
         duration_s=result.duration_s,
         truncated=result.truncated,
