@@ -13,6 +13,7 @@ from transcription.api.openai_params import REFUSED_MODELS, served_models
 
 OWNER = "tingxie"
 
+
 class OpenAIModelSerializer(serializers.Serializer):
     id = serializers.CharField()
     object = serializers.ChoiceField(choices=["model"])
