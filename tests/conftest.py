@@ -146,6 +146,38 @@ class WorkerProcess:
         self._log.close()
 
 
+@pytest.fixture(scope="session")
+def s3_server():
+    """The local S3-compatible server (moto, real S3 HTTP protocol) for this test session."""
+    from tests.fakes.s3_server import S3Server
+
+    server = S3Server(ROOT / "test-output")
+    yield server
+    server.stop()
+
+
+class S3Bucket:
+    """A bucket of one test's own; `url` is the STORAGE_URL that points a process at it."""
+
+    def __init__(self, server, name: str):
+        self.server, self.name = server, name
+        self.url = server.storage_url(name)
+
+    def keys(self) -> list[str]:
+        return self.server.keys(self.name)
+
+
+@pytest.fixture
+def s3_storage(s3_server, settings, tmp_path) -> S3Bucket:
+    """Stored audio goes to this test's own bucket; MEDIA_ROOT is an empty folder nothing may write to."""
+    from portal.env import storage_from_url
+
+    bucket = S3Bucket(s3_server, s3_server.new_bucket())
+    settings.STORAGES = {**settings.STORAGES, "default": storage_from_url(bucket.url)}
+    settings.MEDIA_ROOT = tmp_path / "media-unused"
+    return bucket
+
+
 @pytest.fixture
 def asr_worker(transactional_db):
     """Start a real ASR worker cluster; yields the WorkerProcess, stops it after the test."""

@@ -9,11 +9,10 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from transcription.audio import decode_stream
+from transcription.audio import AudioSource, decode_stream
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import BaseEngine, Segment, TranscribeOptions, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
@@ -190,7 +189,7 @@ def _reporter(progress: Callable[[float], None] | None, expected: Callable[[], f
 
 
 def recognize_file(
-    path: str | Path,
+    path: AudioSource,
     *,
     engine: BaseEngine,
     options: TranscribeOptions,
@@ -201,7 +200,8 @@ def recognize_file(
     admit: Callable[[float], None] | None = None,
     recognized: Callable[[tuple[Segment, ...]], None] | None = None,
 ) -> PipelineResult:
-    """Transcribe a file without ever holding all of its samples.
+    """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
+    of its samples.
 
     Chunks of `chunk_seconds` are decoded one at a time; speech running past a chunk's end is carried into
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so

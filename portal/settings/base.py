@@ -2,7 +2,7 @@
 
 import secrets
 
-from portal.env import BASE_DIR, env, rates_by_name
+from portal.env import BASE_DIR, env, rates_by_name, storage_from_env
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -128,8 +128,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Stored audio: local files under MEDIA_ROOT (one machine), or an S3-compatible bucket shared by every web and
+# worker machine: STORAGE_URL=s3://BUCKET[/PREFIX]?endpoint_url=... or django-storages' AWS_* variables
+# (portal.env.storage_from_env). Workers stream audio from the bucket (portal.storage.StreamingS3Storage).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": storage_from_env(env),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Uploads above this spool to disk instead of memory.

@@ -23,6 +23,7 @@ from transcription.services.common import (
     LeaseLost,
     Status,
     audio_discard,
+    segment_dicts,
     transcription_enqueue,
     transcription_lock,
     webhook_enqueue,
@@ -71,18 +72,15 @@ def transcription_claim(*, transcription_id) -> Claim | None:
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
 _last_beat: dict = {}
-_segments_written: dict = {}  # (id, attempt) -> how many segments the row holds
+_segments_written: dict = {}  # (id, attempt) -> segments the row holds
 
 
-def transcription_heartbeat(
-    *, claim: Claim, progress: float, force: bool = False, segments: list[dict] | None = None
-) -> None:
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False, segments: list | None = None):
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
     Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction. `segments`, the
-    segments recognized so far, are written with it when there are new ones (streamed answers show them;
-    the API shows segments only once the transcription succeeded).
+    far longer), so short transcriptions cost one claim and one finalize transaction. `segments` (recognized
+    so far) are written with it when there are new ones: streamed answers show them.
     """
     key = (claim.transcription_id, claim.attempt)
     now = time.monotonic()
@@ -146,10 +144,7 @@ LOAD_RENEW_AFTER_S = 0.5
 def _recognize(claim: Claim, t: Transcription):
     """Run the one recognition path (decode in chunks, VAD, windows, engine) on the stored audio."""
     from transcription.engines import get_engine
-    from transcription.engines.base import TranscribeOptions
-    from transcription.pipeline import recognize_file
 
-    opts = t.options
     engine = get_engine()
     # A first model load can take longer than a short lease: renew it once the model is in memory
     # (LeaseLost here means the sweeper already gave the transcription to another attempt). A warm
@@ -158,9 +153,21 @@ def _recognize(claim: Claim, t: Transcription):
     engine.load()
     if time.monotonic() - started > LOAD_RENEW_AFTER_S:
         transcription_heartbeat(claim=claim, progress=0.05, force=True)
+    if not t.audio.name:
+        raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
+    # Through the storage API: a local file, or the object streamed from the bucket (no shared disk needed).
+    with t.audio.storage.open(t.audio.name, "rb") as audio:
+        return _recognize_stream(audio, claim, t, engine)
+
+
+def _recognize_stream(audio, claim: Claim, t: Transcription, engine):
+    from transcription.engines.base import TranscribeOptions
+    from transcription.pipeline import recognize_file
+
+    opts = t.options
     partial: list[dict] = []
     return recognize_file(
-        t.audio.path,
+        audio,
         engine=engine,
         options=TranscribeOptions(
             language=opts.get("language", "auto"),
@@ -174,11 +181,6 @@ def _recognize(claim: Claim, t: Transcription):
         admit=_hold_guard(claim, t),
         recognized=lambda found: partial.extend(segment_dicts(found)),
     )
-
-
-def segment_dicts(segments) -> list[dict]:
-    """Segments as the row stores them."""
-    return [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in segments]
 
 
 UNAVAILABLE_MESSAGE = (
