@@ -143,6 +143,8 @@ def test_every_operation_answers_what_the_schema_documents(
         == 400
     )
 
+    assert call("get", "/api/v1/webhook-secret").status_code == 200
+    assert call("post", "/api/v1/webhook-secret/rotate").status_code == 200
     assert call("get", "/v1/models").status_code == 200
     assert call("get", "/v1/models/whisper-1").status_code == 200
     assert call("get", "/v1/models/nope").status_code == 404

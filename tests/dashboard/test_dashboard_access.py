@@ -14,6 +14,7 @@ PAGES = {
     "dashboard:transcription_new": {"owner", "admin", "member"},
     "dashboard:hotwords": {"owner", "admin", "member"},
     "dashboard:keys": {"owner", "admin"},
+    "dashboard:developers": {"owner", "admin"},
     "dashboard:billing": {"owner", "admin", "billing"},
     "dashboard:members": {"owner", "admin"},
 }

@@ -31,6 +31,7 @@ class OpenAIModelListApi(TenantApi):
             "OpenAIModelList",
             {"object": serializers.ChoiceField(choices=["list"]), "data": OpenAIModelSerializer(many=True)},
         ),
+        operation_id="v1_models_list",
         summary="The models this deployment serves (OpenAI's names are aliases of the deployed model)",
     )
     def get(self, request):
