@@ -6,4 +6,5 @@ urlpatterns = [
     path("", include("transcription.api.urls")),
     path("", include("billing.api.urls")),
     path("", include("tenants.api.urls")),
+    path("", include("streaming.api.urls")),
 ]

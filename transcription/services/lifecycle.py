@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing import tokens as token_rule
 from billing.services import hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
+from transcription import instruments
 from transcription.models import Transcription
 from transcription.services.common import (
     LeaseLost,
@@ -65,39 +66,35 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
         t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
+        instruments.job_claimed(t)
         _last_beat.clear()
-        _last_beat[(t.pk, t.attempt)] = time.monotonic()
+        _last_beat[(t.pk, t.attempt)] = (time.monotonic(), 0)
         return Claim(transcription_id=t.pk, attempt=t.attempt)
 
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
-_last_beat: dict = {}
-_segments_written: dict = {}  # (id, attempt) -> segments the row holds
+_last_beat: dict = {}  # (id, attempt) -> (when progress was last written, how many segments the row holds)
 
 
 def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False, segments: list | None = None):
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
-    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction. `segments` (recognized
-    so far) are written with it when there are new ones: streamed answers show them.
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is far
+    longer); `segments` recognized so far go with it when there are new ones (streamed answers show them).
     """
     key = (claim.transcription_id, claim.attempt)
-    now = time.monotonic()
+    beat, written = _last_beat.get(key, (0.0, 0))
     if not force:
-        if now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        if time.monotonic() - beat < HEARTBEAT_MIN_INTERVAL_S:
             return
-        _last_beat.clear()
-        _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
+        beat = time.monotonic()  # a forced beat (lease renewal) does not delay the next progress report
     fields = {"progress": min(max(progress, 0.0), 0.99), "lease_expires_at": _lease_until()}
-    if segments is not None and len(segments) != _segments_written.get(key, 0):
-        fields["segments"] = list(segments)
-        _segments_written.clear()
-        _segments_written[key] = len(segments)
-    updated = Transcription.objects.filter(
-        pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
-    ).update(**fields)
-    if not updated:
+    if segments is not None and len(segments) != written:
+        fields["segments"], written = list(segments), len(segments)
+    _last_beat.clear()
+    _last_beat[key] = (beat, written)
+    query = Transcription.objects.filter(pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING)
+    if not query.update(**fields):
         raise LeaseLost(str(claim.transcription_id))
 
 
@@ -296,6 +293,7 @@ def transcription_finalize(
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=FINAL_FIELDS)
+        instruments.job_finished(t)
         if t.webhook_url:
             transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
     return True
@@ -309,6 +307,7 @@ def _fail_locked(t: Transcription, code: str, message: str) -> None:
     t.lease_expires_at = None
     t.finished_at = timezone.now()
     t.save(update_fields=["status", "error_code", "error_message", "lease_expires_at", "finished_at"])
+    instruments.job_finished(t)
     if t.webhook_url:
         transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
 
@@ -345,6 +344,7 @@ def transcription_cancel(*, transcription: Transcription) -> Transcription:
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=["status", "lease_expires_at", "finished_at"])
+        instruments.job_finished(t)
     return t
 
 

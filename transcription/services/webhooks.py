@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from portal import metrics
 from transcription.models import Transcription
 from transcription.outbound import BlockedTarget, post_pinned
 from transcription.representation import transcription_representation
@@ -54,6 +55,7 @@ def webhook_deliver(*, transcription_id, attempt: int = 1) -> bool:
         error = "" if ok else f"The receiver answered HTTP {status}."
     except BlockedTarget as exc:
         logger.warning("Webhook for %s refused: %s", transcription_id, exc)
+        metrics.WEBHOOK_DELIVERIES.labels(outcome="blocked").inc()
         Transcription.objects.filter(pk=t.pk).update(
             webhook_status="blocked", webhook_attempts=attempt, webhook_error=str(exc)[:500]
         )
@@ -61,6 +63,7 @@ def webhook_deliver(*, transcription_id, attempt: int = 1) -> bool:
     except Exception as exc:  # noqa: BLE001 - any delivery failure is retried
         logger.info("Webhook for %s attempt %s failed: %s", transcription_id, attempt, exc)
         error = f"{type(exc).__name__}: {exc}"[:500]
+    metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered" if ok else "failed").inc()
     Transcription.objects.filter(pk=t.pk).update(
         webhook_status="delivered" if ok else ("retrying" if attempt <= len(WEBHOOK_BACKOFF) else "failed"),
         webhook_attempts=attempt,

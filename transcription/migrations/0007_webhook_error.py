@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('transcription', '0004_orphan_sweeper_schedule'),
+        ('transcription', '0006_finance_job_view'),
     ]
 
     operations = [
