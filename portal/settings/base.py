@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files
     # Before django_q: portal's `qcluster` command (a shutdown that always ends) replaces django-q2's.
     "portal",
     "django_q",
@@ -197,6 +198,10 @@ ASR_ENGINES = {
         },
     },
 }
+# Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
+# takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
+# cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
+Q_WORKER_WARMUP = {"asr": "transcription.engines.engine_warm_up"} if env.bool("ASR_WARM_START", default=True) else {}
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
@@ -299,7 +304,15 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     # Request and response components apart: an upload's `file` is `format: binary` in requests.
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.openapi.error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.openapi.error_responses",
+        "transcription.api.schema_webhooks.webhooks_document",
+    ],
+    # The docs pages load Swagger UI and ReDoc from our static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Stripe ----------------------------------------------------------------------------
