@@ -76,3 +76,22 @@ def test_api_responses_carry_rate_limit_headers(api_client, monkeypatch):
     assert response["RateLimit-Policy"] == "3;w=60"
     submit = api_client.post("/v1/audio/translations", {}, format="multipart")  # the submit rate
     assert (submit["RateLimit-Limit"], submit["RateLimit-Remaining"]) == ("5", "4")
+
+
+def test_the_job_page_shows_the_webhook_delivery_and_why_it_was_blocked(tenant, owner_client, make_job):
+    blocked = make_job(
+        tenant,
+        webhook_url="http://10.0.0.5/hook",
+        webhook_status="blocked",
+        webhook_attempts=1,
+        webhook_error="10.0.0.5 resolves to a non-public address (10.0.0.5)",
+    )
+    page = owner_client.get(reverse("dashboard:transcription_detail", args=[blocked.pk])).content.decode()
+    delivery = page.split('data-testid="webhook-delivery"', 1)[1].split("</div>", 1)[0]
+    assert "blocked" in delivery and "1 attempt" in delivery and "non-public address" in delivery
+    pending = make_job(tenant, webhook_url="https://example.com/hook")
+    page = owner_client.get(reverse("dashboard:transcription_detail", args=[pending.pk])).content.decode()
+    assert "pending" in page.split('data-testid="webhook-delivery"', 1)[1].split("</div>", 1)[0]
+    without = make_job(tenant)
+    page = owner_client.get(reverse("dashboard:transcription_detail", args=[without.pk])).content.decode()
+    assert 'data-testid="webhook-delivery"' not in page
