@@ -188,6 +188,26 @@ ASR_ENGINES = {
             "device": ASR_DEVICE,
             "threads": ASR_THREADS,
             "batch_size_s": env.int("ASR_BATCH_SIZE_S", default=60),
+            "batching": {
+                # Cross-job batches on the ASR worker, per device kind (transcription.engines.base.BatchLimits):
+                # seconds of padded audio and pieces per model call, recordings recognized together, how long a
+                # worker waits for more ready ones, and the window each recording contributes per round.
+                "cpu": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CPU", default=60.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CPU", default=32),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CPU", default=32),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CPU", default=20.0),
+                    "window_s": 30.0,
+                },
+                "cuda": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CUDA", default=600.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CUDA", default=64),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CUDA", default=64),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CUDA", default=10.0),
+                    "window_s": 60.0,
+                },
+                "mps": {"budget_s": 120.0, "max_items": 16, "max_jobs": 16, "max_wait_ms": 10.0, "window_s": 30.0},
+            },
         },
     },
 }
