@@ -29,13 +29,22 @@ class DomainError(Exception):
     code = "invalid_request"
     status_code = 400
 
-    def __init__(self, message: str, *, code: str | None = None, status_code: int | None = None, **extra: Any):
+    def __init__(
+        self,
+        message: str,
+        *,
+        code: str | None = None,
+        status_code: int | None = None,
+        headers: dict[str, str] | None = None,
+        **extra: Any,
+    ):
         super().__init__(message)
         self.message = message
         if code:
             self.code = code
         if status_code:
             self.status_code = status_code
+        self.headers = dict(headers or {})  # response headers, e.g. x-should-retry
         self.extra = extra
 
 
@@ -150,7 +159,7 @@ _DRF_CODES = {
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
     """DRF EXCEPTION_HANDLER: every error leaves in the documented shape."""
     if isinstance(exc, DomainError):
-        return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code)
+        return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):
         return Response(error_body("file_too_large", str(exc)), status=status.HTTP_413_REQUEST_ENTITY_TOO_LARGE)
     if isinstance(exc, Http404):

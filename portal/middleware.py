@@ -88,7 +88,9 @@ class RequestIdMiddleware:
             return None
         if isinstance(exception, DomainError):
             return JsonResponse(
-                error_body(exception.code, exception.message, **exception.extra), status=exception.status_code
+                error_body(exception.code, exception.message, **exception.extra),
+                status=exception.status_code,
+                headers=exception.headers,
             )
         status_code, body, headers = unhandled_error(exception)
         log_unhandled(request, exception, status_code)

@@ -76,6 +76,31 @@ def transcription_cached_result(*, tenant, sha256: str, options_hash: str, model
     )
 
 
+def transcription_identical(*, tenant, sha256: str, request_hash: str, finished_since: datetime | None = None):
+    """The tenant's OpenAI-endpoint job for the same audio and request that is still queued or running, else
+    (with `finished_since`) the latest one that succeeded since then; None if there is neither.
+
+    A repeated request attaches to the first; an SDK retry of a request whose response was lost gets the second.
+    """
+    same = Transcription.objects.filter(
+        tenant=tenant,
+        sha256=sha256,
+        request_hash=request_hash,
+        source=Transcription.Source.OPENAI,
+        idempotency_key__isnull=True,
+        deleted_at__isnull=True,
+    )
+    active = same.filter(status__in=(Transcription.Status.QUEUED, Transcription.Status.RUNNING))
+    found = active.order_by("created_at").first()
+    if found is None and finished_since is not None:
+        found = (
+            same.filter(status=Transcription.Status.SUCCEEDED, finished_at__gte=finished_since)
+            .order_by("-finished_at")
+            .first()
+        )
+    return found
+
+
 def usage_by_day(*, tenant, start: date, end: date) -> list[dict]:
     """Per day in [start, end]: finished jobs, audio seconds and billed tokens (zero days included)."""
     tz = timezone.get_current_timezone()

@@ -224,6 +224,9 @@ ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
+# An SDK retry (x-stainless-retry-count > 0) of a request whose identical job succeeded this recently gets
+# that result, not a second job and charge.
+OPENAI_RETRY_REPLAY_SECONDS = env.int("OPENAI_RETRY_REPLAY_SECONDS", default=600)
 
 _broker = {"redis": REDIS_URL} if Q_BROKER == "redis" else {"orm": "default"}
 Q_CLUSTER = {

@@ -5,20 +5,19 @@ Existing OpenAI SDK code works with `base_url=<host>/v1` and a Tingxie API key.
 
 from __future__ import annotations
 
-from django.conf import settings
 from django.http import HttpResponse
 from drf_spectacular.utils import extend_schema
 from rest_framework import serializers
 from rest_framework.response import Response
 
-from portal.errors import DomainError, InvalidRequest
+from portal.errors import InvalidRequest
 from portal.longpoll import AwaitResponse, LongPollApiMixin
 from tenants.api.base import TenantApi
 from transcription import services
+from transcription.api.openai_retry import replay_since, wait_seconds, wait_until_final
 from transcription.api.views import reject_oversized_body
 from transcription.formats import to_srt, to_vtt
 from transcription.models import Transcription
-from transcription.selectors import transcription_await_final
 
 MODELS = ("whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice", "tingxie-default")
 LANGUAGE_MAP = {"": "auto", "auto": "auto", "zh": "zh", "en": "en", "yue": "yue", "ja": "ja", "ko": "ko"}
@@ -44,21 +43,6 @@ class OpenAITranscriptionSerializer(serializers.Serializer):
         return LANGUAGE_MAP[value]
 
 
-async def wait_until_final(job: Transcription, *, timeout_s: float) -> Transcription:
-    """The caller's new job once final, awaited in the event loop; 504 `timeout` after timeout_s."""
-    # tenant_id, not tenant: loading a relation is a synchronous query, not allowed here.
-    job = await transcription_await_final(tenant=job.tenant_id, transcription_id=job.pk, timeout_s=timeout_s)
-    if not job.is_final:
-        raise DomainError(
-            f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "
-            f"poll GET /api/v1/transcriptions/{job.pk}.",
-            code="timeout",
-            status_code=504,
-            transcription_id=str(job.pk),
-        )
-    return job
-
-
 def _usage(job: Transcription) -> dict:
     billed = job.billed_tokens or 0
     return {"type": "tokens", "input_tokens": 0, "output_tokens": billed, "total_tokens": billed}
@@ -82,13 +66,23 @@ class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
             source=Transcription.Source.OPENAI,
             api_key=self.api_key,
             idempotency_key=request.headers.get("Idempotency-Key"),
+            attach_identical=True,
+            replay_since=replay_since(request),
         )
+        replayed = getattr(job, "attached", False) or getattr(job, "idempotent_replay", False)
         # Awaited in the event loop (LongPollApiMixin): a client waiting for its transcript holds no thread.
         return AwaitResponse(
-            wait_until_final(job, timeout_s=settings.OPENAI_WAIT_SECONDS), then=lambda job: self.answer(job, data)
+            wait_until_final(job, timeout_s=wait_seconds(request), replayed=replayed),
+            then=lambda job: self.answer(job, data, replayed=replayed),
         )
 
-    def answer(self, job: Transcription, data: dict) -> Response:
+    def answer(self, job: Transcription, data: dict, *, replayed: bool = False) -> Response:
+        response = self.render(job, data)
+        if replayed:
+            response["Idempotent-Replayed"] = "true"
+        return response
+
+    def render(self, job: Transcription, data: dict) -> Response:
         """The OpenAI-shaped answer for a final job."""
         if job.status != Transcription.Status.SUCCEEDED:
             code = job.error_code or job.status

@@ -7,6 +7,7 @@ import json
 import os
 import tempfile
 from contextlib import contextmanager
+from datetime import datetime
 
 from django.conf import settings
 from django.core.files.base import File
@@ -14,12 +15,13 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from billing import tokens as token_rule
+from billing.lock_objects import account_lock
 from billing.services import hold_amount, hold_place, hold_settle
 from portal.errors import FileTooLarge, IdempotencyConflict, InvalidRequest, UnsupportedAudio
 from transcription.constants import LANGUAGES
 from transcription.engines import engine_model_name
 from transcription.models import Transcription
-from transcription.selectors import transcription_cached_result
+from transcription.selectors import transcription_cached_result, transcription_identical
 from transcription.services.common import Status, audio_discard, transcription_enqueue, webhook_enqueue
 from transcription.services.hotwords import hotwords_merge
 
@@ -122,8 +124,14 @@ def transcription_create(
     created_by=None,
     idempotency_key: str | None = None,
     webhook_url: str = "",
+    attach_identical: bool = False,
+    replay_since: datetime | None = None,
 ) -> Transcription:
     """Validate the upload, store it, place the hold and queue the transcription; or answer from the cache.
+
+    `attach_identical` (the OpenAI endpoint, whose clients retry without an Idempotency-Key): an identical
+    request (same tenant, audio, options) whose job is still queued or running gets that job back, marked
+    `attached`, with no new hold; with `replay_since`, so does one whose identical job succeeded since then.
 
     The audio is stored before the money transaction (which then lasts a few queries, however big the file)
     and removed again when the transcription is refused (402, idempotency conflict) or anything fails. A
@@ -139,6 +147,14 @@ def transcription_create(
     replay = _idempotent_match(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
     if replay is not None:
         return replay
+    attach = attach_identical and not idempotency_key
+    if attach:
+        found = transcription_identical(
+            tenant=tenant, sha256=sha, request_hash=request_hash, finished_since=replay_since
+        )
+        if found is not None:
+            found.attached = True
+            return found
 
     with _local_path(uploaded_file) as path:
         info = probe(path)
@@ -167,7 +183,11 @@ def transcription_create(
     uploaded_file.seek(0)
     transcription.audio.save(transcription.pk.hex, File(uploaded_file), save=False)
     try:
-        _insert_with_hold(transcription, cached)
+        _insert_with_hold(transcription, cached, attach=attach)
+    except _Identical as identical:
+        audio_discard(transcription.audio.name)
+        identical.job.attached = True
+        return identical.job
     except IntegrityError:
         audio_discard(transcription.audio.name)
         replay = _idempotent_match(tenant=tenant, idempotency_key=idempotency_key, request_hash=request_hash)
@@ -180,9 +200,25 @@ def transcription_create(
     return transcription
 
 
-def _insert_with_hold(transcription: Transcription, cached: Transcription | None) -> None:
-    """One short transaction: the row, its hold, and the cached result or the task hop after commit."""
+class _Identical(Exception):  # noqa: N818 - a control-flow signal, not an error
+    def __init__(self, job: Transcription):
+        self.job = job
+
+
+def _insert_with_hold(transcription: Transcription, cached: Transcription | None, *, attach: bool = False) -> None:
+    """One short transaction: the row, its hold, and the cached result or the task hop after commit.
+
+    With `attach`, the tenant's balance row is locked first (hold_place locks it anyway), so of two identical
+    requests racing, the second sees the first's job and attaches to it (raises _Identical) instead.
+    """
     with transaction.atomic():
+        if attach:
+            account_lock(tenant_id=transcription.tenant_id)
+            found = transcription_identical(
+                tenant=transcription.tenant_id, sha256=transcription.sha256, request_hash=transcription.request_hash
+            )
+            if found is not None:
+                raise _Identical(found)
         transcription.enqueued_at = timezone.now()
         transcription.save(force_insert=True)
         hold_place(tenant_id=transcription.tenant_id, reference=transcription.pk, tokens=transcription.held_tokens)
