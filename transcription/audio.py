@@ -62,6 +62,12 @@ LENGTH_VERIFIED_CONTAINERS = frozenset({"wav"})
 QUICK_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
+def _rewound(source):
+    if not isinstance(source, str):
+        source.seek(0)
+    return source
+
+
 def _stream_parameters_known(container) -> bool:
     audio = container.streams.audio
     if not audio:
@@ -70,15 +76,18 @@ def _stream_parameters_known(container) -> bool:
     return bool(ctx.sample_rate and ctx.channels)
 
 
-def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
-    """Open a container and return its first audio stream after the sanity checks shared by probe and decode."""
+def _open(path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    """Open a container and return its first audio stream after the sanity checks shared by probe and decode.
+
+    `path` is a filesystem path or a readable, seekable file object (an upload held in memory)."""
+    source = str(path) if isinstance(path, str | Path) else path
     try:
         # FFmpeg's default probing (5 MB / 5 s of analysis) costs ~3.5 ms per open even for a WAV; a small
         # probe is enough when the header states the format. Fall back to the full probe otherwise.
-        container = av.open(str(path), mode="r", metadata_errors="ignore", options=QUICK_PROBE)
+        container = av.open(_rewound(source), mode="r", metadata_errors="ignore", options=QUICK_PROBE)
         if not _stream_parameters_known(container):
             container.close()
-            container = av.open(str(path), mode="r", metadata_errors="ignore")
+            container = av.open(_rewound(source), mode="r", metadata_errors="ignore")
     except FileNotFoundError:
         raise  # our storage lost the file: not the uploader's fault, callers handle it (e.g. "audio_missing")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -109,8 +118,10 @@ def _open(path: str | Path) -> tuple[av.container.InputContainer, av.audio.strea
     return container, stream
 
 
-def probe(path: str | Path) -> Probe:
+def probe(path) -> Probe:
     """Check an upload without decoding it: the duration is the length of the demuxed packets.
+
+    `path` may be an open file (an upload Django holds in memory): nothing is copied to disk to probe it.
 
     Raises UnsupportedAudio for anything that is not usable audio and AudioTooLong when the packets add
     up to more than settings.MAX_AUDIO_SECONDS (the scan stops as soon as the limit is passed).

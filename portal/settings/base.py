@@ -134,6 +134,11 @@ STORAGES = {
 }
 # Uploads above this spool to disk instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Django's two upload handlers, hashing the audio as it arrives (submit needs its SHA-256; no second read).
+FILE_UPLOAD_HANDLERS = [
+    "transcription.uploads.HashingMemoryFileUploadHandler",
+    "transcription.uploads.HashingTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Uploads spooled to disk go to a folder of ours (the transcription app makes it at the first request, not
 # here), so the orphan sweep can remove what a killed server left there.
@@ -221,6 +226,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
+# The ASR cluster's processes run this much nicer than the web tier on a shared host: the model takes the CPU
+# the web leaves, so submits, status reads and health checks never queue behind a batch (0: same priority).
+ASR_NICE = env.int("ASR_NICE", default=10)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)

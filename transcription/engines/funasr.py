@@ -346,7 +346,8 @@ class FunASREngine(BaseEngine):
 
     # --- cross-recording batches (the worker's scheduler) --------------------------------------------------
     def batch_limits(self) -> BatchLimits:
-        kind = self.device.split(":", 1)[0] if self.device else resolve_device(self.requested_device).split(":")[0]
+        device = self.device or self.requested_device  # loaded: the resolved device ("auto" before that)
+        kind = device.split(":", 1)[0]
         limits = dict(self.batching.get(kind) or self.batching.get("cpu") or {})
         if self._configured_class() == "FunASRNano":
             limits["max_items"] = 1  # its LLM decode takes one prompt per call

@@ -19,12 +19,14 @@ import logging
 import time
 from dataclasses import dataclass
 
+from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
 from transcription.constants import SAMPLE_RATE
+from transcription.engines.base import EngineResult
 from transcription.models import Transcription
 from transcription.services import lifecycle
 from transcription.services.common import Status
@@ -34,6 +36,9 @@ logger = logging.getLogger("transcription.batches")
 # A batch stops taking in new transcriptions after this long; it finishes the ones it has (the other workers'
 # tasks pick up the rest), so one task never runs for ever under steady load.
 ADMIT_FOR_S = 30.0
+# At most this many model calls' worth of audio (BatchLimits.budget_s) is taken per round, so a round stays
+# short next to the lease; the leases of every transcription in the batch are renewed together between rounds.
+ROUND_BUDGETS = 4
 
 
 class _DatabaseGone(Exception):
@@ -45,8 +50,6 @@ def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Tran
     worker are skipped, each gets its next attempt and a lease, as transcription_claim() gives one."""
     if limit <= 0:
         return []
-    from django.conf import settings
-
     with transaction.atomic():
         rows = list(
             Transcription.objects.select_for_update(skip_locked=True)
@@ -74,6 +77,15 @@ def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Tran
     return claimed
 
 
+def transcription_leases_renew(claims: list[lifecycle.Claim]) -> int:
+    """Extend the leases of running attempts in one statement (a canceled or taken-over one is left alone:
+    its own next heartbeat or its finalize notices)."""
+    match = Q()
+    for claim in claims:
+        match |= Q(pk=claim.transcription_id, attempt=claim.attempt)
+    return Transcription.objects.filter(match, status=Status.RUNNING).update(lease_expires_at=lifecycle._lease_until())
+
+
 @dataclass(eq=False)
 class _Job:
     claim: lifecycle.Claim
@@ -88,7 +100,7 @@ class _Batch:
         self.limits = engine.batch_limits()
         self.jobs: list[_Job] = []
         self.outcomes: dict = {}
-        self.started = time.monotonic()
+        self.started = self.renewed = time.monotonic()
         self.rounds = 0
 
     # --- membership ----------------------------------------------------------------------------------
@@ -106,15 +118,22 @@ class _Batch:
             return
         self._advance(job, None)
 
+    def _room(self) -> int:
+        """How many more transcriptions the next round can take (jobs, and seconds of audio per round)."""
+        if self.limits.max_jobs <= 1 or time.monotonic() - self.started > ADMIT_FOR_S:
+            return 0
+        round_s = sum(job.window.audio.shape[0] for job in self.jobs if job.window is not None) / SAMPLE_RATE
+        if round_s >= ROUND_BUDGETS * self.limits.budget_s:
+            return 0
+        return self.limits.max_jobs - len(self.jobs)
+
     def admit(self, *, wait: bool) -> None:
         """Take in ready transcriptions while there is room; `wait`: once, give late ones max_wait_ms."""
-        if self.limits.max_jobs <= 1 or time.monotonic() - self.started > ADMIT_FOR_S:
-            return
-        for claim, row in transcription_claim_ready(limit=self.limits.max_jobs - len(self.jobs)):
+        for claim, row in transcription_claim_ready(limit=self._room()):
             self.add(claim, row)
-        if wait and self.limits.max_wait_ms > 0 and len(self.jobs) < self.limits.max_jobs:
+        if wait and self.limits.max_wait_ms > 0 and self._room() > 0:
             time.sleep(self.limits.max_wait_ms / 1000)
-            for claim, row in transcription_claim_ready(limit=self.limits.max_jobs - len(self.jobs)):
+            for claim, row in transcription_claim_ready(limit=self._room()):
                 self.add(claim, row)
 
     # --- one job's steps -----------------------------------------------------------------------------
@@ -157,17 +176,21 @@ class _Batch:
         if not active:
             return
         windows = [job.window for job in active]
-        started = time.perf_counter()
+        started, cpu = time.perf_counter(), time.thread_time()
         results = self.engine.transcribe_windows(windows)
         self.rounds += 1
         logger.info(
-            "ASR batch: %d windows of %d transcriptions, %.1f s of audio, %.0f ms",
-            len(windows), len(active), sum(w.audio.shape[0] for w in windows) / SAMPLE_RATE,
-            (time.perf_counter() - started) * 1000,
+            "ASR batch: %d transcriptions, %d speech pieces, %.1f s of audio, %.0f ms (%.0f ms CPU)",
+            len(active), sum(r.extra.get("pieces", 0) for r in results if isinstance(r, EngineResult)),
+            sum(w.audio.shape[0] for w in windows) / SAMPLE_RATE,
+            (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000,
         )  # fmt: skip
         for job, result in zip(active, results, strict=True):
             self._advance(job, result)
         self.jobs = [job for job in self.jobs if job.window is not None]
+        if self.jobs and time.monotonic() - self.renewed > settings.JOB_LEASE_SECONDS / 4:
+            transcription_leases_renew([job.claim for job in self.jobs])
+            self.renewed = time.monotonic()
 
     def stop_all(self, outcome: str) -> None:
         for job in self.jobs:

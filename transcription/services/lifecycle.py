@@ -42,7 +42,9 @@ def _lease_until():
 
 
 def _runnable(status: str, lease_expires_at, now) -> bool:
-    return status == Status.QUEUED or (status == Status.RUNNING and lease_expires_at is not None and lease_expires_at < now)
+    return status == Status.QUEUED or (
+        status == Status.RUNNING and lease_expires_at is not None and lease_expires_at < now
+    )
 
 
 def transcription_claim(*, transcription_id) -> Claim | None:

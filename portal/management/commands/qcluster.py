@@ -99,4 +99,6 @@ class Command(qcluster.Command):
         settings.SECRET_KEY  # noqa: B018
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        if os.environ.get("Q_CLUSTER_NAME") == "asr" and settings.ASR_NICE > 0:
+            os.nice(settings.ASR_NICE)  # inherited by the sentinel and every worker (see settings.ASR_NICE)
         BoundedStopCluster().run(run_once=options.get("run_once", False))
