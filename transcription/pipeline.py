@@ -195,6 +195,7 @@ def drive(steps: Steps, engine: BaseEngine) -> PipelineResult:
             except BaseException:
                 steps.close()  # the decoder's file is closed now, not at garbage collection
                 raise
+            window = None  # the window's samples are freed before the next chunk is decoded
             window = steps.send(result)
     except StopIteration as done:
         return done.value

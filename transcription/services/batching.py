@@ -48,8 +48,8 @@ class _DatabaseGone(Exception):
 def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Transcription]]:
     """Claim up to `limit` queued transcriptions (oldest first) in one transaction: rows locked by another
     worker are skipped, each gets its next attempt and a lease, as transcription_claim() gives one."""
-    if limit <= 0:
-        return []
+    if limit <= 0 or not Transcription.objects.filter(status=Status.QUEUED).exists():
+        return []  # the usual answer when idle: one query, no transaction
     with transaction.atomic():
         rows = list(
             Transcription.objects.select_for_update(skip_locked=True)
@@ -139,6 +139,7 @@ class _Batch:
     # --- one job's steps -----------------------------------------------------------------------------
     def _advance(self, job: _Job, value) -> None:
         """Send the job its window's result (or exception) and keep its next window; finish or fail it."""
+        job.window = None  # its samples are freed before the job decodes its next chunk
         try:
             if value is None:
                 job.window = next(job.steps)
@@ -178,11 +179,13 @@ class _Batch:
         windows = [job.window for job in active]
         started, cpu = time.perf_counter(), time.thread_time()
         results = self.engine.transcribe_windows(windows)
+        audio_s = sum(w.audio.shape[0] for w in windows) / SAMPLE_RATE
+        del windows
         self.rounds += 1
         logger.info(
             "ASR batch: %d transcriptions, %d speech pieces, %.1f s of audio, %.0f ms (%.0f ms CPU)",
             len(active), sum(r.extra.get("pieces", 0) for r in results if isinstance(r, EngineResult)),
-            sum(w.audio.shape[0] for w in windows) / SAMPLE_RATE,
+            audio_s,
             (time.perf_counter() - started) * 1000, (time.thread_time() - cpu) * 1000,
         )  # fmt: skip
         for job, result in zip(active, results, strict=True):
@@ -201,11 +204,11 @@ class _Batch:
         self.jobs = []
 
 
-def batch_run(first: lifecycle.Claim) -> str:
-    """Recognize `first` together with whatever else is ready; returns what happened to `first`."""
+def batch_run(first: lifecycle.Claim, row: Transcription) -> str:
+    """Recognize `first` (claimed, its row as claimed) together with whatever else is ready; returns what
+    happened to `first`."""
     tid = first.transcription_id
     try:
-        row = Transcription.objects.get(pk=tid)
         engine = lifecycle.engine_ready(first)
     except (OperationalError, InterfaceError) as exc:
         return _interrupted({tid: ""}, tid, first.attempt, exc)

@@ -48,7 +48,13 @@ def _runnable(status: str, lease_expires_at, now) -> bool:
 
 
 def transcription_claim(*, transcription_id) -> Claim | None:
-    """Take the transcription for one attempt under a row lock; None if there is nothing to do.
+    """Take the transcription for one attempt under a row lock; None if there is nothing to do."""
+    claimed = claim_with_row(transcription_id=transcription_id)
+    return claimed[0] if claimed else None
+
+
+def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
+    """transcription_claim(), with the row as claimed.
 
     A look without the lock first: the queued task of a transcription a batch already took costs one query.
     """
@@ -74,7 +80,7 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
         claim = Claim(transcription_id=t.pk, attempt=t.attempt)
         beat_start(claim)
-        return claim
+        return claim, t
 
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
@@ -220,12 +226,12 @@ def failure_of(exc: BaseException, transcription_id, attempt: int) -> tuple[str,
 def transcription_run(*, transcription_id) -> str:
     """Claim the transcription and recognize it, with the other ready ones this worker can batch with it
     (services.batching). Returns what happened to this one (for logs and tests)."""
-    claim = transcription_claim(transcription_id=transcription_id)
-    if claim is None:
+    claimed = claim_with_row(transcription_id=transcription_id)
+    if claimed is None:
         return "skipped"
     from transcription.services.batching import batch_run
 
-    return batch_run(claim)
+    return batch_run(*claimed)
 
 
 def result_finalize(claim: Claim, result) -> bool:
