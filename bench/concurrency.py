@@ -6,7 +6,7 @@ Targets: throughput >= 1.0x the peer's with the tiny model and >= 1.5x with the 
 health and status never wait behind the model. Printed with them: the batch sizes the ASR workers reached and
 the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after).
 
-    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 5]
+    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 5] [--full-per-client 3]
 """
 
 from __future__ import annotations
@@ -191,20 +191,22 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,full")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=5)
+    parser.add_argument("--full-per-client", type=int, default=3, help="requests per client with the full-size model")
     args = parser.parse_args()
     clip = fixture_speech(CLIP_S)
     for name in args.models.split(","):
         model = model_dir(name)
-        print(f"\n== {name} model: {args.clients} concurrent clients x {args.per_client} requests, {CLIP_S} s clip, "
+        per_client = args.full_per_client if name == "full" else args.per_client
+        print(f"\n== {name} model: {args.clients} concurrent clients x {per_client} requests, {CLIP_S} s clip, "
               "same cores ==", flush=True)  # fmt: skip
-        peer = bench_peer(clip, model, args.clients, args.per_client)
+        peer = bench_peer(clip, model, args.clients, per_client)
         print(f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}")
         print(f"peer /health         : {summary(peer['health'])}", flush=True)
         for label, broker, postgres, asr_env in CONFIGS[name]:
             database = FreshPostgres() if postgres else None
             try:
                 ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, args.clients,
-                                  args.per_client)  # fmt: skip
+                                  per_client)  # fmt: skip
             finally:
                 if database:
                     database.drop()
