@@ -11,7 +11,7 @@ WEB_HOST ?= 127.0.0.1
 WEB_WORKERS ?= 1
 FORWARDED_ALLOW_IPS ?= 127.0.0.1
 
-.PHONY: setup venv system-deps migrate run worker web test lint bench clean
+.PHONY: setup venv system-deps migrate run worker stream web test lint bench clean
 
 setup: venv system-deps migrate
 
@@ -43,10 +43,16 @@ run: setup
 # The production web tier: uvicorn (ASGI), production settings unless DJANGO_SETTINGS_MODULE says otherwise.
 web: venv
 	$(VENV)/bin/uvicorn portal.asgi:application --host $(WEB_HOST) --port $(PORT) --workers $(WEB_WORKERS) \
-	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10
+	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10 \
+	  --no-access-log
 
 worker: venv
 	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster
+
+# A stream worker (what a GPU/stream machine runs next to `make worker`): FunASR's runtime WebSocket protocol on
+# STREAM_HOST:STREAM_PORT (default 127.0.0.1:10095); production settings unless DJANGO_SETTINGS_MODULE says otherwise.
+stream: venv
+	DJANGO_SETTINGS_MODULE=$${DJANGO_SETTINGS_MODULE:-portal.settings.production} $(PY) manage.py stream
 
 test: setup
 	DJANGO_SETTINGS_MODULE=portal.settings.test $(VENV)/bin/pytest $(PYTEST_ARGS)

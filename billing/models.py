@@ -59,6 +59,10 @@ class LedgerEntry(models.Model):
     transcription = models.ForeignKey(
         "transcription.Transcription", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
     )
+    # The live stream session a hold/extension/release/debit is for (the same opaque-reference rule).
+    stream_session = models.ForeignKey(
+        "streaming.StreamSession", null=True, blank=True, on_delete=models.PROTECT, related_name="ledger_entries"
+    )
     external_ref = models.CharField(max_length=255, blank=True, default="", db_index=True)
     actor = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.PROTECT, related_name="+"
@@ -79,6 +83,11 @@ class LedgerEntry(models.Model):
                 condition=Q(kind__in=["hold", "release", "debit"]),
                 name="uniq_transcription_money_kind",
             ),
+            models.UniqueConstraint(
+                fields=["stream_session", "kind"],
+                condition=Q(kind__in=["hold", "release", "debit"]),
+                name="uniq_stream_session_money_kind",
+            ),
             # At most one credit or reversal per external (Stripe) object.
             models.UniqueConstraint(
                 fields=["kind", "external_ref"],
@@ -86,8 +95,10 @@ class LedgerEntry(models.Model):
                 name="uniq_external_money_kind",
             ),
             models.CheckConstraint(
-                condition=~Q(kind__in=["hold", "hold_extend", "release", "debit"]) | Q(transcription__isnull=False),
-                name="transcription_kinds_have_transcription",
+                condition=~Q(kind__in=["hold", "hold_extend", "release", "debit"])
+                | (Q(transcription__isnull=False) & Q(stream_session__isnull=True))
+                | (Q(transcription__isnull=True) & Q(stream_session__isnull=False)),
+                name="hold_kinds_have_one_reference",
             ),
             models.CheckConstraint(
                 condition=~Q(kind__in=["grant", "adjustment"]) | ~Q(memo=""), name="manual_entries_have_memo"

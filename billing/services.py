@@ -14,9 +14,18 @@ from django.db import IntegrityError, transaction
 
 from billing.lock_objects import account_lock
 from billing.models import BalanceAccount, LedgerEntry
+from portal import metrics
 from portal.errors import InsufficientBalance, InvalidRequest
 
 Kind = LedgerEntry.Kind
+# What a hold is for: a transcription (batch job) or a stream session; `reference` is that row's id.
+REFERENCES = ("transcription", "stream_session")
+
+
+def _on(on: str, reference) -> dict:
+    if on not in REFERENCES:
+        raise InvalidRequest(f"Unknown hold reference {on!r}.")
+    return {f"{on}_id": reference}
 
 
 def account_ensure(*, tenant) -> BalanceAccount:
@@ -45,6 +54,8 @@ def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_del
         **fields,
     )
     account.save(update_fields=["available", "held", "updated_at"])
+    if kind == Kind.DEBIT:
+        metrics.TOKENS_BILLED.inc(-held_delta)
     return entry
 
 
@@ -67,8 +78,9 @@ def tokens_grant(
     )
 
 
-def hold_place(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
-    """Move `tokens` from available to held for the transcription `reference` (its id); 402 if the balance is short."""
+def hold_place(*, tenant_id: int, reference, tokens: int, on: str = "transcription") -> LedgerEntry:
+    """Move `tokens` from available to held for `reference` (the id of a transcription, or of what `on` names);
+    402 if the balance is short."""
     with transaction.atomic(savepoint=False):
         account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
@@ -78,12 +90,10 @@ def hold_place(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
                 needed_tokens=tokens,
                 available_tokens=account.available,
             )
-        return _write(
-            account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, transcription_id=reference
-        )
+        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference))
 
 
-def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
+def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcription", message: str = "") -> LedgerEntry:
     """Hold `tokens` more for a running transcription whose audio turned out longer than probed; 402 if short.
 
     The caller holds the transcription's row lock and adds `tokens` to its held amount in the same transaction.
@@ -94,7 +104,8 @@ def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
         account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
             raise InsufficientBalance(
-                f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
+                message
+                or f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
                 f"but only {max(account.available, 0)} are available. You were not charged. Buy tokens in the "
                 "dashboard (Billing) or via POST /api/v1/billing/checkout, then upload the file again.",
                 needed_tokens=tokens,
@@ -105,11 +116,13 @@ def hold_extend(*, tenant_id: int, reference, tokens: int) -> LedgerEntry:
             kind=Kind.HOLD_EXTEND,
             available_delta=-tokens,
             held_delta=tokens,
-            transcription_id=reference,
+            **_on(on, reference),
         )
 
 
-def hold_settle(*, tenant_id: int, reference, held: int, tokens: int) -> tuple[int, LedgerEntry | None]:
+def hold_settle(
+    *, tenant_id: int, reference, held: int, tokens: int, on: str = "transcription"
+) -> tuple[int, LedgerEntry | None]:
     """Debit min(tokens, held) from the reference's hold and release the rest. Call with its row locked.
 
     Returns the billed tokens. The unique (transcription, kind) constraint make a second settle fail.
@@ -120,26 +133,22 @@ def hold_settle(*, tenant_id: int, reference, held: int, tokens: int) -> tuple[i
         debit = None
         if billed > 0:
             debit = _write(
-                account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, transcription_id=reference
+                account=account, kind=Kind.DEBIT, available_delta=0, held_delta=-billed, **_on(on, reference)
             )
         rest = held - billed
         if rest > 0:
-            _write(
-                account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, transcription_id=reference
-            )
+            _write(account=account, kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, **_on(on, reference))
         return billed, debit
 
 
-def hold_release(*, tenant_id: int, reference, held: int) -> LedgerEntry | None:
+def hold_release(*, tenant_id: int, reference, held: int, on: str = "transcription") -> LedgerEntry | None:
     """Give a failed or canceled transcription's whole hold back. Call with its row locked."""
     with transaction.atomic(savepoint=False):
-        done = LedgerEntry.objects.filter(transcription_id=reference, kind__in=[Kind.RELEASE, Kind.DEBIT]).exists()
+        done = LedgerEntry.objects.filter(**_on(on, reference), kind__in=[Kind.RELEASE, Kind.DEBIT]).exists()
         if held <= 0 or done:
             return None
         account = account_lock(tenant_id=tenant_id)
-        return _write(
-            account=account, kind=Kind.RELEASE, available_delta=held, held_delta=-held, transcription_id=reference
-        )
+        return _write(account=account, kind=Kind.RELEASE, available_delta=held, held_delta=-held, **_on(on, reference))
 
 
 def external_entry_write(

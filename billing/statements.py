@@ -87,16 +87,16 @@ def _total_before(*, tenant, moment: datetime) -> tuple[int, int]:
     return agg["a"] or 0, agg["h"] or 0
 
 
-# What was transcribed in a period comes from the app that transcribes (billing never imports it): the
-# transcription app registers a selector here at start-up (TranscriptionConfig.ready).
+# What was transcribed in a period comes from the apps that transcribe (billing never imports them): the
+# transcription and streaming apps register a selector here at start-up (their AppConfig.ready).
 UsageSource = Callable[..., list[JobLine]]
-_usage_source: UsageSource | None = None
+_usage_sources: list[UsageSource] = []
 
 
 def usage_source_register(source: UsageSource) -> None:
     """Register `source(*, tenant, start, end) -> list[JobLine]`: the finished, billed work in [start, end)."""
-    global _usage_source
-    _usage_source = source
+    if source not in _usage_sources:
+        _usage_sources.append(source)
 
 
 def statement_build(*, tenant, period: str) -> Statement:
@@ -111,7 +111,10 @@ def statement_build(*, tenant, period: str) -> Statement:
     topups = list(month_entries.filter(kind=Kind.TOPUP))
     adjustments = list(month_entries.filter(kind__in=ADJUSTMENT_KINDS))
     debits = month_entries.filter(kind=Kind.DEBIT).aggregate(s=Sum("held_delta"))["s"] or 0
-    jobs = _usage_source(tenant=tenant, start=start, end=end) if _usage_source is not None else []
+    jobs = sorted(
+        (line for source in _usage_sources for line in source(tenant=tenant, start=start, end=end)),
+        key=lambda line: line.finished_at,
+    )
     return Statement(
         tenant=tenant,
         period=period,

@@ -5,4 +5,5 @@ from django.urls import include, path
 urlpatterns = [
     path("", include("transcription.api.urls")),
     path("", include("billing.api.urls")),
+    path("", include("streaming.api.urls")),
 ]

@@ -1,8 +1,10 @@
 """The one environment reader for settings (django-environ)."""
 
 from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 import environ
+from django.core.exceptions import ImproperlyConfigured
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 
@@ -22,3 +24,69 @@ def rates_by_name(text: str) -> dict[str, float]:
             raise ValueError(f"Expected name=rate, got {item.strip()!r}")
         rates[name.strip()] = float(rate)
     return rates
+
+
+# --- where stored audio lives (portal.storage) ---------------------------------------------------------
+FILESYSTEM_BACKEND = "django.core.files.storage.FileSystemStorage"
+S3_BACKEND = "portal.storage.StreamingS3Storage"
+# Query parameters of STORAGE_URL and the S3Storage option each sets.
+_URL_OPTIONS = {
+    "endpoint_url": "endpoint_url",
+    "endpoint": "endpoint_url",
+    "region_name": "region_name",
+    "region": "region_name",
+    "addressing_style": "addressing_style",
+    "signature_version": "signature_version",
+}
+# django-storages' own setting names, read from the environment when STORAGE_URL is not used.
+S3_ENV_OPTIONS = {
+    "AWS_STORAGE_BUCKET_NAME": "bucket_name",
+    "AWS_S3_ENDPOINT_URL": "endpoint_url",
+    "AWS_S3_REGION_NAME": "region_name",
+    "AWS_LOCATION": "location",
+    "AWS_S3_ADDRESSING_STYLE": "addressing_style",
+    "AWS_S3_SIGNATURE_VERSION": "signature_version",
+}
+
+
+def storage_from_url(url: str) -> dict:
+    """The STORAGES["default"] entry for STORAGE_URL.
+
+    `s3://[ACCESS_KEY:SECRET@]BUCKET[/PREFIX][?endpoint_url=http://host:9000&region=us-east-1&addressing_style=path]`;
+    without credentials in the URL, boto3's usual sources apply (AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY,
+    an instance role). Empty or `file://`: local files under MEDIA_ROOT.
+    """
+    url = (url or "").strip()
+    if not url or url.startswith("file:"):
+        return {"BACKEND": FILESYSTEM_BACKEND}
+    parts = urlsplit(url)
+    if parts.scheme != "s3" or not parts.hostname:
+        raise ImproperlyConfigured(
+            f"STORAGE_URL must look like s3://BUCKET[/PREFIX]?endpoint_url=...; got scheme {parts.scheme!r}. "
+            "Leave it unset to keep audio on local disk (MEDIA_ROOT)."
+        )
+    options: dict = {"bucket_name": parts.hostname, "file_overwrite": True, "default_acl": None}
+    if parts.path.strip("/"):
+        options["location"] = parts.path.strip("/")
+    if parts.username:
+        options["access_key"] = unquote(parts.username)
+        options["secret_key"] = unquote(parts.password or "")
+    for key, value in parse_qsl(parts.query):
+        if key not in _URL_OPTIONS:
+            raise ImproperlyConfigured(
+                f"STORAGE_URL has an unknown parameter {key!r}; known: {', '.join(sorted(_URL_OPTIONS))}."
+            )
+        options[_URL_OPTIONS[key]] = value
+    return {"BACKEND": S3_BACKEND, "OPTIONS": options}
+
+
+def storage_from_env(env) -> dict:
+    """STORAGES["default"]: STORAGE_URL if set, else django-storages' AWS_* variables if a bucket is named,
+    else local disk."""
+    url = env("STORAGE_URL", default="")
+    if url:
+        return storage_from_url(url)
+    if not env("AWS_STORAGE_BUCKET_NAME", default=""):
+        return {"BACKEND": FILESYSTEM_BACKEND}
+    options = {option: env(name) for name, option in S3_ENV_OPTIONS.items() if env(name, default="")}
+    return {"BACKEND": S3_BACKEND, "OPTIONS": {"file_overwrite": True, "default_acl": None, **options}}

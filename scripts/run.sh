@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Runs the web server (uvicorn, ASGI), the default task cluster (webhooks, sweeper) and one ASR worker
-# cluster in the foreground, with local settings. Ctrl-C, or SIGTERM to the process group or to this
+# Runs the web server (uvicorn, ASGI), the default task cluster (webhooks, sweeper), one ASR worker cluster
+# and one stream worker (FunASR's WebSocket protocol on STREAM_PORT, default 10095) in the foreground, with local settings. Ctrl-C, or SIGTERM to the process group or to this
 # script alone, stops them all within 10 s; whatever is left after 8 s is killed (and named).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -66,13 +66,27 @@ trap 'shutdown INT; exit 130' INT
 trap 'shutdown TERM; exit 143' TERM
 trap 'shutdown EXIT' EXIT
 
+# Prometheus multiprocess files (<kind>_<pid>.db): those of processes no longer running are dropped at
+# start, so the counters of a previous run do not add up forever (a live process's files stay).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+for f in "$PROMETHEUS_MULTIPROC_DIR"/*_*.db; do
+  [[ -e $f ]] || continue
+  pid=${f##*_}
+  kill -0 "${pid%.db}" 2>/dev/null || rm -f "$f"
+done
+
 # No lifespan protocol in Django; open long-polls get 3 s to end once a stop begins.
+# Django logs each request (with its id and duration): uvicorn's access log would repeat it.
 .venv/bin/uvicorn portal.asgi:application --host 127.0.0.1 --port "${PORT}" --lifespan off \
-  --timeout-graceful-shutdown 3 &
+  --timeout-graceful-shutdown 3 --no-access-log &
 pids+=($!)
 $PY manage.py qcluster &
 pids+=($!)
 Q_CLUSTER_NAME=asr $PY manage.py qcluster &
 pids+=($!)
-echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}); Ctrl-C stops."
+$PY manage.py stream &
+pids+=($!)
+echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}), live streams on" \
+  "ws://127.0.0.1:${STREAM_PORT:-10095}; Ctrl-C stops."
 wait -n

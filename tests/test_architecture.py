@@ -8,12 +8,14 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-APPS = ("portal", "tenants", "billing", "transcription", "dashboard")
-# Which apps each app may import (the chain transcription -> billing -> tenants -> portal; dashboard on top).
+APPS = ("portal", "tenants", "billing", "transcription", "streaming", "dashboard")
+# Which apps each app may import (the chain streaming -> transcription -> billing -> tenants -> portal; dashboard
+# on top).
 ALLOWED = {
     "tenants": {"tenants", "portal"},
     "billing": {"billing", "tenants", "portal"},
     "transcription": {"transcription", "billing", "tenants", "portal"},
+    "streaming": {"streaming", "transcription", "billing", "tenants", "portal"},
     "dashboard": set(APPS),
 }
 # portal is the project package: its urls/asgi/metrics wire every app together; its library modules may not.
@@ -43,7 +45,7 @@ def _imported_apps(path: Path) -> set[tuple[str, int]]:
     return found
 
 
-@pytest.mark.parametrize("app", ["tenants", "billing", "transcription"])
+@pytest.mark.parametrize("app", ["tenants", "billing", "transcription", "streaming"])
 def test_imports_run_one_way(app):
     wrong = [
         f"{path.relative_to(ROOT)}:{line} imports {name}"
@@ -85,3 +87,27 @@ def test_no_application_module_is_over_400_lines():
         if (n := len(path.read_text().splitlines())) > MAX_MODULE_LINES
     ]
     assert long == []
+
+
+ML_MODULES = ("funasr", "torch", "torchaudio")
+
+
+def test_only_the_engines_import_funasr_or_torch():
+    """The web tier (and the stream worker's protocol code) never imports torch: only transcription/engines/*
+    and the developer tool transcription/testmodels.py do."""
+    allowed = {ROOT / "transcription" / "testmodels.py"}
+    wrong = []
+    for app in APPS:
+        for path in _modules(app):
+            if "engines" in path.relative_to(ROOT).parts or path in allowed:
+                continue
+            for node in ast.walk(ast.parse(path.read_text(), filename=str(path))):
+                names = [a.name for a in node.names] if isinstance(node, ast.Import) else []
+                if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                    names = [node.module]
+                wrong += [
+                    f"{path.relative_to(ROOT)}:{node.lineno} imports {n}"
+                    for n in names
+                    if n.split(".")[0] in ML_MODULES
+                ]
+    assert wrong == []

@@ -15,6 +15,8 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from rest_framework.test import APIClient
 
 from billing.services import tokens_grant
+from streaming import services as stream_services
+from streaming.auth import Caller
 from tests.audio_helpers_core import tone_wav
 from tests.billing.conftest import fake_stripe, stripe_settings, token_packs  # noqa: F401  (fixtures)
 from transcription import services
@@ -91,6 +93,7 @@ def test_every_operation_answers_what_the_schema_documents(
     contract,
     call,
     tenant,
+    api_key,
     other_client,
     fake_stripe,  # noqa: F811
     token_packs,  # noqa: F811
@@ -124,6 +127,15 @@ def test_every_operation_answers_what_the_schema_documents(
     assert call("post", "/api/v1/billing/checkout", data={"pack": "starter"}, format="json").status_code == 201
     period = created.json()["created_at"][:7]
     assert call("get", f"/api/v1/billing/statements/{period}").status_code == 200
+    caller = Caller(tenant=tenant, api_key=api_key[0])
+    stream = stream_services.stream_session_open(caller=caller, protocol="funasr", mode="2pass")
+    stream_services.stream_session_count(session_id=stream.pk, text="你好", audio_seconds=1.0)
+    assert call("get", f"/api/v1/streams/{stream.pk}").status_code == 200  # open: holds a minute
+    stream_services.stream_session_close(session_id=stream.pk, reason="completed")
+    assert call("get", "/api/v1/streams").status_code == 200
+    assert call("get", "/api/v1/streams?status=closed&page_size=1").status_code == 200
+    assert call("get", f"/api/v1/streams/{stream.pk}", client=other_client).status_code == 404
+    assert call("get", "/api/v1/streams?status=bogus").status_code == 400
 
     # Errors, in the one documented shape.
     assert call("get", f"/api/v1/transcriptions/{tid}", client=other_client).status_code == 404
@@ -148,7 +160,7 @@ def test_every_operation_answers_what_the_schema_documents(
 
 
 def test_lists_are_documented_as_paginated_objects(contract):
-    for path in ("/api/v1/transcriptions", "/api/v1/ledger"):
+    for path in ("/api/v1/transcriptions", "/api/v1/ledger", "/api/v1/streams"):
         schema = contract.spec["paths"][path]["get"]["responses"]["200"]["content"]["application/json"]["schema"]
         ref = schema["$ref"].rsplit("/", 1)[-1]
         body = contract.spec["components"]["schemas"][ref]

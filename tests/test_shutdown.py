@@ -32,6 +32,7 @@ def run_env(tmp_path_factory) -> dict:
         "MEDIA_ROOT": str(tmp / "media"),
         "DJANGO_SECRET_KEY": "shutdown-test-" + "x" * 50,
         "ASR_MODEL": str(ROOT / "tests" / "fixtures" / "models" / "sensevoice_trained"),
+        "STREAM_ONLINE_MODEL": "",  # no hub download: finals only
         "LOG_LEVEL": "WARNING",
         "PYTHONUNBUFFERED": "1",
     }
@@ -56,16 +57,18 @@ def group_members(pgid: int) -> list[str]:
 
 
 def start(env: dict, log_path) -> tuple[subprocess.Popen, str]:
-    port = free_port()
+    port, stream_port = free_port(), free_port()
     log = open(log_path, "ab")  # noqa: SIM115
     proc = subprocess.Popen(
-        ["scripts/run.sh"], cwd=ROOT, env={**env, "PORT": str(port)}, stdout=log, stderr=subprocess.STDOUT,
+        ["scripts/run.sh"], cwd=ROOT, env={**env, "PORT": str(port), "STREAM_PORT": str(stream_port)}, stdout=log,
+        stderr=subprocess.STDOUT,
         start_new_session=True,  # its own process group, as under systemd or docker
     )  # fmt: skip
     log.close()
     url = f"http://127.0.0.1:{port}"
     try:
         wait_until_up(proc, url, log_path)
+        wait_stream_worker(proc, stream_port, log_path)
     except BaseException:
         os.killpg(proc.pid, signal.SIGKILL)  # never leave the stack behind
         proc.wait(timeout=10)
@@ -90,6 +93,20 @@ def wait_until_up(proc: subprocess.Popen, url: str, log_path) -> None:
     while log_path.read_text(errors="replace").count("running.") < 2:
         assert time.monotonic() < deadline, log_path.read_text(errors="replace")[-3000:]
         time.sleep(0.1)
+
+
+def wait_stream_worker(proc: subprocess.Popen, port: int, log_path) -> None:
+    """run.sh also starts the stream worker: its health document answers on STREAM_PORT."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text(errors="replace")[-3000:]
+        try:
+            if requests.get(f"http://127.0.0.1:{port}/", timeout=1).json()["protocol"] == "funasr":
+                return
+        except requests.RequestException:
+            pass
+        time.sleep(0.1)
+    raise AssertionError("run.sh did not start the stream worker within 60 s")
 
 
 def stopped_within(proc: subprocess.Popen, limit_s: float) -> float:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
@@ -62,12 +63,6 @@ LENGTH_VERIFIED_CONTAINERS = frozenset({"wav"})
 QUICK_PROBE = {"probesize": "32768", "analyzeduration": "0"}
 
 
-def _rewound(source):
-    if not isinstance(source, str):
-        source.seek(0)
-    return source
-
-
 def _stream_parameters_known(container) -> bool:
     audio = container.streams.audio
     if not audio:
@@ -76,18 +71,27 @@ def _stream_parameters_known(container) -> bool:
     return bool(ctx.sample_rate and ctx.channels)
 
 
-def _open(path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
-    """Open a container and return its first audio stream after the sanity checks shared by probe and decode.
+# A path on this machine, or a readable, seekable binary file (stored audio opened through the storage API:
+# a local file, or an object streamed from the bucket).
+AudioSource = str | Path | BinaryIO
 
-    `path` is a filesystem path or a readable, seekable file object (an upload held in memory)."""
-    source = str(path) if isinstance(path, str | Path) else path
+
+def _av_open(source: AudioSource, options: dict | None = None):
+    if hasattr(source, "read"):
+        source.seek(0)
+        return av.open(source, mode="r", metadata_errors="ignore", options=options or {})
+    return av.open(str(source), mode="r", metadata_errors="ignore", options=options or {})
+
+
+def _open(source: AudioSource) -> tuple[av.container.InputContainer, av.audio.stream.AudioStream]:
+    """Open a container and return its first audio stream after the sanity checks shared by probe and decode."""
     try:
         # FFmpeg's default probing (5 MB / 5 s of analysis) costs ~3.5 ms per open even for a WAV; a small
         # probe is enough when the header states the format. Fall back to the full probe otherwise.
-        container = av.open(_rewound(source), mode="r", metadata_errors="ignore", options=QUICK_PROBE)
+        container = _av_open(source, QUICK_PROBE)
         if not _stream_parameters_known(container):
             container.close()
-            container = av.open(_rewound(source), mode="r", metadata_errors="ignore")
+            container = _av_open(source)
     except FileNotFoundError:
         raise  # our storage lost the file: not the uploader's fault, callers handle it (e.g. "audio_missing")
     except (av.FFmpegError, UnicodeDecodeError, ValueError) as exc:
@@ -118,7 +122,7 @@ def _open(path) -> tuple[av.container.InputContainer, av.audio.stream.AudioStrea
     return container, stream
 
 
-def probe(path) -> Probe:
+def probe(path: AudioSource) -> Probe:
     """Check an upload without decoding it: the duration is the length of the demuxed packets.
 
     `path` may be an open file (an upload Django holds in memory): nothing is copied to disk to probe it.
@@ -206,7 +210,7 @@ def served_type_for_container(format_name: str | None) -> tuple[str, str]:
     return _SERVED_TYPES.get((format_name or "").strip().lower(), OCTET_STREAM)
 
 
-def served_type(path: str | Path) -> tuple[str, str]:
+def served_type(path: AudioSource) -> tuple[str, str]:
     """What stored audio is served as, decided from its bytes (never the uploader's name or type)."""
     try:
         container, _stream = _open(path)
@@ -279,7 +283,7 @@ class DecodeStream:
     fresh array the caller owns. Iterate once; close() releases the file if iteration stops early.
     """
 
-    def __init__(self, path: str | Path, *, max_seconds: float, chunk_seconds: float = 300.0) -> None:
+    def __init__(self, path: AudioSource, *, max_seconds: float, chunk_seconds: float = 300.0) -> None:
         if chunk_seconds <= 0:
             raise ValueError("chunk_seconds must be positive")
         self.max_seconds = float(max_seconds)
@@ -344,6 +348,6 @@ class DecodeStream:
         self.finished = True
 
 
-def decode_stream(path: str | Path, *, max_seconds: float, chunk_seconds: float = 300.0) -> DecodeStream:
+def decode_stream(path: AudioSource, *, max_seconds: float, chunk_seconds: float = 300.0) -> DecodeStream:
     """Decode to 16 kHz mono float32 in chunks: iterate the result; read duration_s and truncated after the last one."""
     return DecodeStream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds)

@@ -12,11 +12,10 @@ import time
 from collections import Counter
 from collections.abc import Callable, Generator
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 
-from transcription.audio import decode_stream
+from transcription.audio import AudioSource, decode_stream
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions, Window, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
@@ -201,13 +200,13 @@ def drive(steps: Steps, engine: BaseEngine) -> PipelineResult:
         return done.value
 
 
-def recognize_file(path: str | Path, *, engine: BaseEngine, **kwargs) -> PipelineResult:
+def recognize_file(path: AudioSource, *, engine: BaseEngine, **kwargs) -> PipelineResult:
     """recognize_file_steps() run with the engine alone (one window at a time)."""
     return drive(recognize_file_steps(path, engine_name=engine.name, **kwargs), engine)
 
 
 def recognize_file_steps(
-    path: str | Path,
+    path: AudioSource,
     *,
     engine_name: str,
     options: TranscribeOptions,
@@ -217,8 +216,9 @@ def recognize_file_steps(
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
 ) -> Steps:
-    """Transcribe a file without ever holding all of its samples: a generator that yields each window
-    (engines.base.Window) and takes back its EngineResult, so a worker can batch windows of several files.
+    """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
+    of its samples: a generator that yields each window (engines.base.Window) and takes back its
+    EngineResult, so a worker can batch windows of several files (drive() runs it with an engine alone).
 
     Chunks of `chunk_seconds` are decoded one at a time; speech running past a chunk's end is carried into
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime, time, timedelta
 
 from asgiref.sync import sync_to_async
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -102,7 +102,8 @@ def transcription_identical(*, tenant, sha256: str, request_hash: str, finished_
 
 
 def usage_by_day(*, tenant, start: date, end: date) -> list[dict]:
-    """Per day in [start, end]: finished jobs, audio seconds and billed tokens (zero days included)."""
+    """Per day in [start, end]: finished jobs, audio seconds and billed tokens (zero days included), live streams
+    included (registered usage extras)."""
     tz = timezone.get_current_timezone()
     lo = timezone.make_aware(datetime.combine(start, time.min), tz)
     hi = timezone.make_aware(datetime.combine(end + timedelta(days=1), time.min), tz)
@@ -115,20 +116,34 @@ def usage_by_day(*, tenant, start: date, end: date) -> list[dict]:
         .annotate(jobs=Count("pk"), audio_seconds=Sum("duration_s"), tokens=Sum("billed_tokens"))
     )
     by_day = {r["day"]: r for r in rows}
+    extras = [source(tenant=tenant, start=lo, end=hi, tz=tz) for source in _usage_extras]
     out = []
     day = start
     while day <= end:
         r = by_day.get(day, {})
-        out.append(
-            {
-                "day": day,
-                "jobs": r.get("jobs", 0) or 0,
-                "audio_seconds": round(r.get("audio_seconds") or 0.0, 3),
-                "tokens": r.get("tokens") or 0,
-            }
-        )
+        row = {
+            "day": day,
+            "jobs": r.get("jobs", 0) or 0,
+            "audio_seconds": r.get("audio_seconds") or 0.0,
+            "tokens": r.get("tokens") or 0,
+        }
+        for extra in extras:
+            for key, value in extra.get(day, {}).items():
+                row[key] = row.get(key, 0) + value
+        row["audio_seconds"] = round(row["audio_seconds"], 3)
+        out.append(row)
         day += timedelta(days=1)
     return out
+
+
+# Billed work other apps do (live streams) joins the usage report: each registers at start-up (AppConfig.ready)
+# a `source(*, tenant, start, end, tz) -> {day: {"audio_seconds", "tokens", and counts of its own}}`.
+_usage_extras: list = []
+
+
+def usage_extra_register(source) -> None:
+    if source not in _usage_extras:
+        _usage_extras.append(source)
 
 
 def hotword_list_list(*, tenant) -> QuerySet[HotwordList]:
@@ -159,3 +174,12 @@ def transcription_statement_lines(*, tenant, start: datetime, end: datetime) -> 
         )
         for t in rows.only("id", "finished_at", "filename", "duration_s", "billed_tokens")
     ]
+
+
+def transcription_queue_stats() -> dict:
+    """Active jobs by status and the oldest queued one's enqueue time: reads of the (status) index only."""
+    active = (Transcription.Status.QUEUED, Transcription.Status.RUNNING)
+    rows = Transcription.objects.filter(status__in=active).values("status").annotate(n=Count("pk")).order_by()
+    counts = {status: 0 for status in active} | {row["status"]: row["n"] for row in rows}
+    oldest = Transcription.objects.filter(status=Transcription.Status.QUEUED).aggregate(oldest=Min("enqueued_at"))
+    return {"counts": counts, "oldest_enqueued_at": oldest["oldest"]}

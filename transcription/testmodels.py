@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("sensevoice", "paraformer", "seaco")
+KINDS = ("sensevoice", "paraformer", "seaco", "paraformer_streaming")
 
 SENSEVOICE_TAGS = (
     "<|zh|>", "<|en|>", "<|yue|>", "<|ja|>", "<|ko|>", "<|nospeech|>",
@@ -141,6 +141,28 @@ def _paraformer_config(dim: int, blocks: int, units: int, *, seaco: bool, vocab:
     return config
 
 
+def _paraformer_streaming_config(dim: int, blocks: int, units: int, *, vocab: int) -> dict:
+    """paraformer-zh-streaming's architecture (SANMEncoderChunkOpt, chunked SCAMA masks, WavFrontendOnline)."""
+    config = _paraformer_config(dim, blocks, units, seaco=False, vocab=vocab)
+    config["model"] = "ParaformerStreaming"
+    config["model_conf"]["sampling_ratio"] = 0.75
+    config["encoder"] = "SANMEncoderChunkOpt"
+    config["encoder_conf"].update(
+        {
+            "input_layer": "pe_online",
+            "pos_enc_class": "StreamSinusoidalPositionEncoder",
+            "chunk_size": [12, 15],
+            "stride": [8, 10],
+            "pad_left": [0, 0],
+            "encoder_att_look_back_factor": [4, 4],
+            "decoder_att_look_back_factor": [1, 1],
+        }
+    )
+    config["decoder_conf"]["sanm_shfit"] = 5
+    config["frontend"] = "WavFrontendOnline"
+    return config
+
+
 def write_cmvn(path: Path, mean: np.ndarray, std: np.ndarray) -> None:
     """Write Kaldi nnet1 text CMVN (the am.mvn format WavFrontend reads)."""
 
@@ -242,7 +264,10 @@ def build_test_model(
         (out / "tokens.json").write_text(json.dumps(tokens, ensure_ascii=False, indent=0))
         seg_lines = [f"{t} {t}" for t in tokens[3:-1]]
         (out / "seg_dict").write_text("\n".join(seg_lines) + "\n")
-        config = _paraformer_config(dim, blocks, units, seaco=kind == "seaco", vocab=len(tokens))
+        if kind == "paraformer_streaming":
+            config = _paraformer_streaming_config(dim, blocks, units, vocab=len(tokens))
+        else:
+            config = _paraformer_config(dim, blocks, units, seaco=kind == "seaco", vocab=len(tokens))
         metas["tokenizer_conf"] = {"token_list": "tokens.json", "seg_dict": "seg_dict"}
     if cmvn is None:
         # Typical log-mel levels of speech scaled to int16 range; real statistics are optional for random weights.

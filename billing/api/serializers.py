@@ -16,12 +16,13 @@ class LedgerFilterSerializer(serializers.Serializer):
 
 class LedgerEntryOutputSerializer(serializers.ModelSerializer):
     transcription_id = serializers.UUIDField(allow_null=True)
+    stream_id = serializers.UUIDField(source="stream_session_id", allow_null=True)
 
     class Meta:
         model = LedgerEntry
         fields = [
             "id", "kind", "available_delta", "held_delta", "available_after", "held_after",
-            "transcription_id", "external_ref", "memo", "created_at",
+            "transcription_id", "stream_id", "external_ref", "memo", "created_at",
         ]  # fmt: skip
 
 

@@ -149,11 +149,10 @@ def transcription_audio(request, transcription_id):
         handle = transcription.audio.open("rb")
     except (FileNotFoundError, OSError):
         raise Http404 from None
-    # The type comes from the stored bytes' container, never from the uploader's filename or Content-Type.
-    try:
-        content_type, extension = served_type(transcription.audio.path)
-    except NotImplementedError:  # a storage without local paths
-        content_type, extension = "application/octet-stream", "bin"
+    # The type comes from the stored bytes' container, never from the uploader's filename or Content-Type
+    # (read through the storage API: works the same on a bucket).
+    content_type, extension = served_type(handle)
+    handle.seek(0)
     stem = os.path.splitext(safe_filename(transcription.filename, fallback=""))[0] or str(transcription.pk)
     match = _RANGE.match(request.headers.get("Range", ""))
     if match and (match.group(1) or match.group(2)):

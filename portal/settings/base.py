@@ -1,8 +1,10 @@
 """Settings shared by every environment; secrets and deployment knobs come from the environment."""
 
+import os
 import secrets
 
-from portal.env import BASE_DIR, env, rates_by_name
+from portal.env import BASE_DIR, env, rates_by_name, storage_from_env
+from portal.logs import logging_config
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -46,6 +48,7 @@ INSTALLED_APPS = [
     "tenants",
     "billing",
     "transcription",
+    "streaming",
     "dashboard",
 ]
 
@@ -128,8 +131,11 @@ STATIC_ROOT = BASE_DIR / "staticfiles"
 STATICFILES_DIRS = [BASE_DIR / "static"] if (BASE_DIR / "static").is_dir() else []
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(VAR_DIR / "media"))
 MEDIA_URL = "/media/"
+# Stored audio: local files under MEDIA_ROOT (one machine), or an S3-compatible bucket shared by every web and
+# worker machine: STORAGE_URL=s3://BUCKET[/PREFIX]?endpoint_url=... or django-storages' AWS_* variables
+# (portal.env.storage_from_env). Workers stream audio from the bucket (portal.storage.StreamingS3Storage).
 STORAGES = {
-    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "default": storage_from_env(env),
     "staticfiles": {"BACKEND": "whitenoise.storage.CompressedStaticFilesStorage"},
 }
 # Uploads above this spool to disk instead of memory.
@@ -216,6 +222,10 @@ ASR_ENGINES = {
         },
     },
 }
+# Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
+# takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
+# cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
+Q_WORKER_WARMUP = {"asr": "transcription.engines.engine_warm_up"} if env.bool("ASR_WARM_START", default=True) else {}
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
@@ -235,6 +245,30 @@ OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
 # An SDK retry (x-stainless-retry-count > 0) of a request whose identical job succeeded this recently gets
 # that result, not a second job and charge.
 OPENAI_RETRY_REPLAY_SECONDS = env.int("OPENAI_RETRY_REPLAY_SECONDS", default=600)
+
+# --- Live streams (the stream worker: `make stream`, started by `make run` too) --------------------------------
+STREAM_HOST = env("STREAM_HOST", default="127.0.0.1")
+STREAM_PORT = env.int("STREAM_PORT", default=10095)
+# Where browsers reach the stream worker (/app/live/), e.g. wss://stt.example.com/stream behind a proxy;
+# default: the dashboard's host name on STREAM_PORT.
+STREAM_PUBLIC_URL = env("STREAM_PUBLIC_URL", default="")
+# The streaming Paraformer giving partials (hub id or local directory; "" = no partials, finals only).
+STREAM_ONLINE_MODEL = env(
+    "STREAM_ONLINE_MODEL", default="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online"
+)
+STREAM_DEVICE = env("STREAM_DEVICE", default=ASR_DEVICE)
+STREAM_THREADS = env.int("STREAM_THREADS", default=1)  # torch threads per inference replica
+STREAM_REPLICAS = env.int("STREAM_REPLICAS", default=2)  # inference threads, each with its own model copies
+STREAM_MAX_SESSIONS = env.int("STREAM_MAX_SESSIONS", default=40)  # per stream-worker process; more: close 1013
+STREAM_MAX_SESSIONS_PER_KEY = env.int("STREAM_MAX_SESSIONS_PER_KEY", default=20)  # across all stream workers
+STREAM_MAX_SESSION_SECONDS = env.int("STREAM_MAX_SESSION_SECONDS", default=4 * 3600)
+STREAM_IDLE_SECONDS = env.int("STREAM_IDLE_SECONDS", default=120)  # no message for this long: closed
+STREAM_END_SILENCE_MS = env.int("STREAM_END_SILENCE_MS", default=500)  # VAD silence that ends an utterance
+STREAM_MAX_FRAME_BYTES = env.int("STREAM_MAX_FRAME_BYTES", default=4 * 1024 * 1024)  # about 2 min of PCM16
+STREAM_MAX_BUFFER_SECONDS = env.float("STREAM_MAX_BUFFER_SECONDS", default=180)  # audio waiting per session
+# Audio may arrive at most this much faster than real time, beyond a burst (a whole utterance in one frame).
+STREAM_MAX_SPEED = env.float("STREAM_MAX_SPEED", default=2.0)
+STREAM_BURST_SECONDS = env.float("STREAM_BURST_SECONDS", default=120)
 
 _broker = {"redis": REDIS_URL} if Q_BROKER == "redis" else {"orm": "default"}
 Q_CLUSTER = {
@@ -306,15 +340,26 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2025-08-27.basil"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    # request_id: the X-Request-ID of the request being served ("-" outside one); see portal.request_id.
-    "filters": {"request_id": {"()": "portal.request_id.RequestIdFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s %(message)s"}
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Operations ------------------------------------------------------------------------
+# Every process of this machine records its Prometheus instruments as files here; /metrics (or a worker
+# machine's METRICS_PORT) sums them. Exported before prometheus_client is first imported, and inherited by
+# child processes. Empty it when the machine's services start (scripts/run.sh does).
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+# /metrics answers a request carrying `Authorization: Bearer <METRICS_TOKEN>` (when set) or coming from
+# one of these addresses/networks (default: this machine only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# A machine that runs only workers (`make worker`) serves its processes' instruments on this port (0: off).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_HOST = env("WORKER_METRICS_HOST", default="0.0.0.0")  # noqa: S104 - guarded by token/allowlist
+# Each qcluster process records a heartbeat this often; /readyz wants an asr beat younger than the max age.
+CLUSTER_HEARTBEAT_INTERVAL_S = env.int("CLUSTER_HEARTBEAT_INTERVAL_S", default=10)
+CLUSTER_HEARTBEAT_MAX_AGE_S = env.int("CLUSTER_HEARTBEAT_MAX_AGE_S", default=60)
+# Tokens granted to a tenant created by a web signup (a ledger grant with a memo); 0 grants nothing.
+SIGNUP_FREE_TOKENS = env.int("SIGNUP_FREE_TOKENS", default=2000)
+# Log lines: "plain" (a human at a terminal) or "json" (one JSON object per line; production's default).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)

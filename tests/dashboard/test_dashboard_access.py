@@ -12,6 +12,7 @@ PAGES = {
     "dashboard:overview": {"owner", "admin", "member", "billing"},
     "dashboard:transcriptions": {"owner", "admin", "member"},
     "dashboard:transcription_new": {"owner", "admin", "member"},
+    "dashboard:live": {"owner", "admin", "member"},
     "dashboard:hotwords": {"owner", "admin", "member"},
     "dashboard:keys": {"owner", "admin"},
     "dashboard:billing": {"owner", "admin", "billing"},

@@ -106,6 +106,8 @@ def transcribe_windows(engine, windows: list[Window]) -> list[EngineResult | Exc
         lengths = [plan.pieces[i][1] - plan.pieces[i][0] for plan, i in items]
         for call in cut_calls(lengths, budget=budget, max_items=max(1, limits.max_items)):
             _run_call(engine, [items[j] for j in call], kwargs)
+    if engine.device.startswith("cuda"):
+        engine._cuda_after_job(long_job=False)  # the GPU memory gauges, once per round
     out: list[EngineResult | Exception] = []
     for plan in plans:
         if isinstance(plan, Exception):

@@ -86,6 +86,24 @@ def transcription_leases_renew(claims: list[lifecycle.Claim]) -> int:
     return Transcription.objects.filter(match, status=Status.RUNNING).update(lease_expires_at=lifecycle._lease_until())
 
 
+def result_finalize(claim: lifecycle.Claim, result) -> bool:
+    """transcription_finalize() with a pipeline result."""
+    return lifecycle.transcription_finalize(
+        claim=claim,
+        text=result.text,
+        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        language=result.language,
+        duration_s=result.duration_s,
+        truncated=result.truncated,
+        decode_ms=result.decode_ms,
+        vad_ms=result.vad_ms,
+        asr_ms=result.asr_ms,
+        speech_s=result.speech_s,
+        model=result.model,
+        warnings=list(result.warnings),
+    )
+
+
 @dataclass(eq=False)
 class _Job:
     claim: lifecycle.Claim
@@ -149,7 +167,7 @@ class _Batch:
                 job.window = job.steps.send(value)
         except StopIteration as done:
             job.window = None
-            self._end(job, "succeeded" if lifecycle.result_finalize(job.claim, done.value) else "stale")
+            self._end(job, "succeeded" if result_finalize(job.claim, done.value) else "stale")
         except (OperationalError, InterfaceError) as exc:
             raise _DatabaseGone from exc
         except Exception as exc:  # noqa: BLE001 - every failure ends this attempt with a reason

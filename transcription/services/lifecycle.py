@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing import tokens as token_rule
 from billing.services import hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
+from transcription import instruments
 from transcription.models import Transcription
 from transcription.services.common import (
     LeaseLost,
@@ -78,6 +79,7 @@ def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
         t.progress = 0.0
         t.started_at = t.started_at or now
         t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        instruments.job_claimed(t)
         claim = Claim(transcription_id=t.pk, attempt=t.attempt)
         beat_start(claim)
         return claim, t
@@ -173,26 +175,33 @@ def engine_ready(claim: Claim):
 
 def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, window_s: float):
     """The one recognition path (decode in chunks of `window_s`, VAD, windows) on the stored audio, as steps
-    (pipeline.recognize_file_steps) that the worker's batch drives."""
+    (pipeline.recognize_file_steps) that the worker's batch drives. The audio is opened through the storage
+    API (a local file, or the object streamed from the bucket) when the first step runs, and closed with them."""
     from transcription import pipeline
     from transcription.engines.base import TranscribeOptions
 
     opts = t.options
-    return pipeline.recognize_file_steps(
-        t.audio.path,
-        engine_name=engine_name,
-        options=TranscribeOptions(
-            language=opts.get("language", "auto"),
-            itn=opts.get("itn", True),
-            vad=opts.get("vad", True),
-            hotwords=tuple(opts.get("hotwords", [])),
-        ),
-        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
-        max_seconds=settings.MAX_AUDIO_SECONDS,
-        expected_s=t.probed_duration_s or None,
-        chunk_seconds=window_s,
-        admit=_hold_guard(claim, t),
+    options = TranscribeOptions(
+        language=opts.get("language", "auto"),
+        itn=opts.get("itn", True),
+        vad=opts.get("vad", True),
+        hotwords=tuple(opts.get("hotwords", [])),
     )
+    if not t.audio.name:
+        raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
+    with t.audio.storage.open(t.audio.name, "rb") as audio:
+        return (
+            yield from pipeline.recognize_file_steps(
+                audio,
+                engine_name=engine_name,
+                options=options,
+                progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+                max_seconds=settings.MAX_AUDIO_SECONDS,
+                expected_s=t.probed_duration_s or None,
+                chunk_seconds=window_s,
+                admit=_hold_guard(claim, t),
+            )
+        )
 
 
 UNAVAILABLE_MESSAGE = (
@@ -232,24 +241,6 @@ def transcription_run(*, transcription_id) -> str:
     from transcription.services.batching import batch_run
 
     return batch_run(*claimed)
-
-
-def result_finalize(claim: Claim, result) -> bool:
-    """transcription_finalize() with a pipeline result."""
-    return transcription_finalize(
-        claim=claim,
-        text=result.text,
-        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
-        language=result.language,
-        duration_s=result.duration_s,
-        truncated=result.truncated,
-        decode_ms=result.decode_ms,
-        vad_ms=result.vad_ms,
-        asr_ms=result.asr_ms,
-        speech_s=result.speech_s,
-        model=result.model,
-        warnings=list(result.warnings),
-    )
 
 
 FINAL_FIELDS = [
@@ -295,6 +286,7 @@ def transcription_finalize(
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=FINAL_FIELDS)
+        instruments.job_finished(t)
         if t.webhook_url:
             transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
     return True
@@ -308,6 +300,7 @@ def _fail_locked(t: Transcription, code: str, message: str) -> None:
     t.lease_expires_at = None
     t.finished_at = timezone.now()
     t.save(update_fields=["status", "error_code", "error_message", "lease_expires_at", "finished_at"])
+    instruments.job_finished(t)
     if t.webhook_url:
         transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
 
@@ -344,6 +337,7 @@ def transcription_cancel(*, transcription: Transcription) -> Transcription:
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=["status", "lease_expires_at", "finished_at"])
+        instruments.job_finished(t)
     return t
 
 

@@ -1,0 +1,182 @@
+"""Live recognition of one stream, whatever the wire protocol: VAD endpoints, online partials, offline finals.
+
+A StreamRecognizer is fed 16 kHz float32 audio and returns events. Its methods block on inference, so callers
+run them off the event loop (StreamingEngine.executor), one call at a time per stream and in order (the
+Paraformer cache and the VAD state require it). Protocol adapters (FunASR's runtime protocol today, others
+later) translate events into their own messages; billing counts the text of final events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from transcription.constants import SAMPLE_RATE
+from transcription.engines.base import TranscribeOptions, join_texts
+from transcription.pipeline import recognize_samples
+from transcription.stream_vad import StreamingVad
+
+MAX_SEGMENT_S = 25.0  # continuous speech longer than this is cut into another final (bounds the buffer)
+MIN_SEGMENT_S = 0.2  # shorter VAD segments without partial text are noise: no final
+PREROLL_S = 0.3  # audio kept before a segment start (the VAD's padding reaches into it)
+
+
+@dataclass(frozen=True)
+class StreamSettings:
+    """How a stream is recognized: `partials` from the online model; `segmented`: VAD endpoints close utterances
+    (otherwise one final per finish()); `offline_finals`: finals come from the offline model (otherwise they are
+    the online text of the segment)."""
+
+    partials: bool = True
+    segmented: bool = True
+    offline_finals: bool = True
+    end_silence_ms: int = 500
+    chunk_size: tuple[int, int, int] = (5, 10, 5)
+    encoder_look_back: int = 4
+    decoder_look_back: int = 1
+    options: TranscribeOptions = field(default_factory=TranscribeOptions)
+
+
+@dataclass(frozen=True)
+class StreamEvent:
+    kind: str  # "partial" (text new since the last partial) or "final" (the utterance's text)
+    text: str
+    start_s: float
+    end_s: float
+    language: str = ""
+    emotion: str = ""
+    tail: str = ""  # finals without offline decoding: the online text not yet sent as a partial
+
+
+class StreamRecognizer:
+    """One stream's recognition state. Not thread-safe: one call at a time, in order."""
+
+    def __init__(self, engine, settings: StreamSettings) -> None:
+        self.engine = engine
+        self.settings = settings
+        self.partials = settings.partials and engine.has_online
+        self._reset()
+        self.total = 0  # samples received, all utterances
+
+    def _reset(self) -> None:
+        self.vad = StreamingVad(end_silence_ms=self.settings.end_silence_ms) if self.settings.segmented else None
+        self.audio = np.zeros(0, dtype=np.float32)
+        self.base = getattr(self, "total", 0)  # absolute sample of audio[0]
+        self.seg_start: int | None = None
+        self.online_cache: dict = {}
+        self.online_fed = 0
+        self.online_text: list[str] = []
+
+    def _slice(self, start: int, end: int) -> np.ndarray:
+        return self.audio[max(0, start - self.base) : max(0, end - self.base)]
+
+    def _online(self, end: int, *, is_final: bool = False) -> str:
+        """Feed the online model up to `end`; the new text."""
+        chunk = self._slice(self.online_fed, end)
+        self.online_fed = max(self.online_fed, end)
+        if not self.partials or (chunk.shape[0] == 0 and not is_final):
+            return ""
+        s = self.settings
+        delta = self.engine.online_step(
+            self.online_cache,
+            chunk,
+            is_final=is_final,
+            chunk_size=s.chunk_size,
+            encoder_look_back=s.encoder_look_back,
+            decoder_look_back=s.decoder_look_back,
+        )
+        if delta:
+            self.online_text.append(delta)
+        return delta
+
+    def _partial(self, events: list[StreamEvent], end: int) -> None:
+        delta = self._online(end)
+        if delta and self.seg_start is not None:
+            events.append(StreamEvent("partial", delta, self.seg_start / SAMPLE_RATE, end / SAMPLE_RATE))
+
+    def _final(self, start: int, end: int) -> StreamEvent | None:
+        """Close the utterance [start, end): its final (None for a blip), and a clean online state."""
+        end = min(end, self.total)
+        tail = ""
+        if not self.settings.offline_finals and (self.online_text or end - start >= MIN_SEGMENT_S * SAMPLE_RATE):
+            tail = self._online(end, is_final=True)  # flushes the Paraformer's buffered tail
+        online_text = join_texts(self.online_text)
+        self.online_cache, self.online_text = {}, []
+        if end - start < MIN_SEGMENT_S * SAMPLE_RATE and not online_text:
+            return None
+        if not self.settings.offline_finals:
+            return StreamEvent("final", online_text, start / SAMPLE_RATE, end / SAMPLE_RATE, tail=tail)
+        result = self.engine.offline_decode(self._slice(start, end), self.settings.options)
+        first = result.segments[0] if result.segments else None
+        return StreamEvent(
+            "final",
+            result.text,
+            start / SAMPLE_RATE,
+            end / SAMPLE_RATE,
+            language=result.language,
+            emotion=first.emotion if first else "",
+        )
+
+    def _trim(self, keep_from: int) -> None:
+        cut = max(0, min(keep_from, self.total) - self.base)
+        if cut:
+            self.audio = self.audio[cut:]
+            self.base += cut
+
+    def feed(self, samples: np.ndarray) -> list[StreamEvent]:
+        samples = np.asarray(samples, dtype=np.float32).reshape(-1)
+        self.audio = np.concatenate([self.audio, samples])
+        self.total += samples.shape[0]
+        events: list[StreamEvent] = []
+        if self.vad is None:
+            return events  # one utterance until finish()
+        for vad_event in self.vad.feed(samples):
+            if vad_event.kind == "start":
+                self.seg_start = max(vad_event.sample, self.base)
+                self.online_fed = self.seg_start
+            elif self.seg_start is not None:
+                self._close(events, vad_event.sample)
+        if self.seg_start is not None and self.total - self.seg_start > MAX_SEGMENT_S * SAMPLE_RATE:
+            self._close(events, self.total)
+            self.seg_start = self.total  # the speech goes on: a new utterance starts here
+            self.online_fed = self.total
+        if self.seg_start is not None:
+            self._partial(events, self.total)
+        else:
+            self._trim(self.total - int(PREROLL_S * SAMPLE_RATE))
+        return events
+
+    def _close(self, events: list[StreamEvent], end: int) -> None:
+        self._partial(events, min(end, self.total))
+        final = self._final(self.seg_start, end)
+        if final is not None:
+            events.append(final)
+        self.seg_start = None
+
+    def finish(self) -> list[StreamEvent]:
+        """The client ended the utterance: close what is open. At least one final comes back (maybe empty)."""
+        events: list[StreamEvent] = []
+        start, end = self.base, self.total
+        if self.vad is None:
+            with self.engine.borrowed_offline() as offline:
+                result = recognize_samples(self.audio, engine=offline, options=self.settings.options)
+            first = result.segments[0] if result.segments else None
+            events.append(
+                StreamEvent(
+                    "final",
+                    result.text,
+                    start / SAMPLE_RATE,
+                    end / SAMPLE_RATE,
+                    language=result.language,
+                    emotion=first.emotion if first else "",
+                )
+            )
+        else:
+            self.vad.flush(self.total)
+            if self.seg_start is not None:
+                self._close(events, self.total)
+        if not any(e.kind == "final" for e in events):
+            events.append(StreamEvent("final", "", start / SAMPLE_RATE, end / SAMPLE_RATE))
+        self._reset()
+        return events
