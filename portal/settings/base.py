@@ -206,7 +206,7 @@ ASR_ENGINES = {
                 "cpu": {
                     "budget_s": env.float("ASR_BATCH_BUDGET_S_CPU", default=60.0),
                     "max_items": env.int("ASR_BATCH_MAX_ITEMS_CPU", default=32),
-                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CPU", default=32),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CPU", default=16),
                     "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CPU", default=20.0),
                     "window_s": 30.0,
                 },

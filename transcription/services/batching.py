@@ -25,6 +25,7 @@ from django.db.models import F, Q
 from django.db.models.functions import Coalesce
 from django.utils import timezone
 
+from transcription import instruments
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import EngineResult
 from transcription.models import Transcription
@@ -71,6 +72,7 @@ def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Tran
     for t in rows:
         t.attempt, t.status, t.lease_expires_at, t.progress = t.attempt + 1, Status.RUNNING, lease, 0.0
         t.started_at = t.started_at or now
+        instruments.job_claimed(t)
         claim = lifecycle.Claim(transcription_id=t.pk, attempt=t.attempt)
         lifecycle.beat_start(claim)
         claimed.append((claim, t))
@@ -149,10 +151,12 @@ class _Batch:
         """Take in ready transcriptions while there is room; `wait`: once, give late ones max_wait_ms."""
         for claim, row in transcription_claim_ready(limit=self._room()):
             self.add(claim, row)
+            self.renew_if_due()
         if wait and self.limits.max_wait_ms > 0 and self._room() > 0:
             time.sleep(self.limits.max_wait_ms / 1000)
             for claim, row in transcription_claim_ready(limit=self._room()):
                 self.add(claim, row)
+                self.renew_if_due()
 
     # --- one job's steps -----------------------------------------------------------------------------
     def _advance(self, job: _Job, value) -> None:
@@ -194,6 +198,7 @@ class _Batch:
         self.jobs = active
         if not active:
             return
+        self.renew_if_due()
         windows = [job.window for job in active]
         started, cpu = time.perf_counter(), time.thread_time()
         results = self.engine.transcribe_windows(windows)
@@ -208,9 +213,16 @@ class _Batch:
         )  # fmt: skip
         for job, result in zip(active, results, strict=True):
             self._advance(job, result)
+            self.renew_if_due()  # decoding the next chunks of many transcriptions can take a while
         self.jobs = [job for job in self.jobs if job.window is not None]
-        if self.jobs and time.monotonic() - self.renewed > settings.JOB_LEASE_SECONDS / 4:
-            transcription_leases_renew([job.claim for job in self.jobs])
+        self.renew_if_due()
+
+    def renew_if_due(self) -> None:
+        """Every quarter lease, one statement renews the leases of all transcriptions still in the batch."""
+        if time.monotonic() - self.renewed > settings.JOB_LEASE_SECONDS / 4:
+            live = [job.claim for job in self.jobs if not job.outcome]
+            if live:
+                transcription_leases_renew(live)
             self.renewed = time.monotonic()
 
     def stop_all(self, outcome: str) -> None:
