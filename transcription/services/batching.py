@@ -30,7 +30,7 @@ from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import EngineResult
 from transcription.models import Transcription
 from transcription.services import lifecycle
-from transcription.services.common import Status
+from transcription.services.common import Status, segment_dicts
 
 logger = logging.getLogger("transcription.batches")
 
@@ -66,11 +66,13 @@ def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Tran
             status=Status.RUNNING,
             lease_expires_at=lease,
             progress=0.0,
+            segments=[],
             started_at=Coalesce("started_at", now),
         )
     claimed = []
     for t in rows:
         t.attempt, t.status, t.lease_expires_at, t.progress = t.attempt + 1, Status.RUNNING, lease, 0.0
+        t.segments = []
         t.started_at = t.started_at or now
         instruments.job_claimed(t)
         claim = lifecycle.Claim(transcription_id=t.pk, attempt=t.attempt)
@@ -93,7 +95,7 @@ def result_finalize(claim: lifecycle.Claim, result) -> bool:
     return lifecycle.transcription_finalize(
         claim=claim,
         text=result.text,
-        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        segments=segment_dicts(result.segments),
         language=result.language,
         duration_s=result.duration_s,
         truncated=result.truncated,

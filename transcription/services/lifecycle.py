@@ -24,6 +24,7 @@ from transcription.services.common import (
     LeaseLost,
     Status,
     audio_discard,
+    segment_dicts,
     transcription_enqueue,
     transcription_lock,
     webhook_enqueue,
@@ -77,8 +78,9 @@ def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
         t.status = Status.RUNNING
         t.lease_expires_at = _lease_until()
         t.progress = 0.0
+        t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
-        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
         instruments.job_claimed(t)
         claim = Claim(transcription_id=t.pk, attempt=t.attempt)
         beat_start(claim)
@@ -86,36 +88,40 @@ def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
 
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
-_last_beat: dict = {}  # (transcription id, attempt) -> last write, for the transcriptions this process runs now
+# (id, attempt) -> (when progress was last written, how many segments the row holds), for the transcriptions
+# this process runs now
+_last_beat: dict = {}
 MAX_TRACKED_BEATS = 1024
 
 
 def beat_start(claim: Claim) -> None:
     if len(_last_beat) >= MAX_TRACKED_BEATS:
         _last_beat.clear()  # attempts that ended without beat_end (a crash): forget them all
-    _last_beat[(claim.transcription_id, claim.attempt)] = time.monotonic()
+    _last_beat[(claim.transcription_id, claim.attempt)] = (time.monotonic(), 0)
 
 
 def beat_end(claim: Claim) -> None:
     _last_beat.pop((claim.transcription_id, claim.attempt), None)
 
 
-def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False, segments: list | None = None):
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
-    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction.
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is far
+    longer); `segments` recognized so far go with it when there are new ones (streamed answers show them).
     """
     key = (claim.transcription_id, claim.attempt)
-    now = time.monotonic()
+    beat, written = _last_beat.get(key, (0.0, 0))
     if not force:
-        if now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        if time.monotonic() - beat < HEARTBEAT_MIN_INTERVAL_S:
             return
-        _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
-    updated = Transcription.objects.filter(
-        pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
-    ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
-    if not updated:
+        beat = time.monotonic()  # a forced beat (lease renewal) does not delay the next progress report
+    fields = {"progress": min(max(progress, 0.0), 0.99), "lease_expires_at": _lease_until()}
+    if segments is not None and len(segments) != written:
+        fields["segments"], written = list(segments), len(segments)
+    _last_beat[key] = (beat, written)
+    query = Transcription.objects.filter(pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING)
+    if not query.update(**fields):
         raise LeaseLost(str(claim.transcription_id))
 
 
@@ -189,17 +195,19 @@ def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, windo
     )
     if not t.audio.name:
         raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
+    partial: list[dict] = []
     with t.audio.storage.open(t.audio.name, "rb") as audio:
         return (
             yield from pipeline.recognize_file_steps(
                 audio,
                 engine_name=engine_name,
                 options=options,
-                progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+                progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f, segments=partial),
                 max_seconds=settings.MAX_AUDIO_SECONDS,
                 expected_s=t.probed_duration_s or None,
                 chunk_seconds=window_s,
                 admit=_hold_guard(claim, t),
+                recognized=lambda found: partial.extend(segment_dicts(found)),
             )
         )
 
