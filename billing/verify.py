@@ -64,16 +64,19 @@ def balances_drift() -> list[str]:
     return problems
 
 
-def transcription_entries_drift() -> list[str]:
-    """At most one hold, one release and one debit per transcription."""
-    repeated = (
-        LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT])
-        .values("transcription_id", "kind")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .order_by("transcription_id", "kind")
-    )
-    return [f"transcription {r['transcription_id']}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
+def reference_entries_drift() -> list[str]:
+    """At most one hold, one release and one debit per transcription and per stream session."""
+    problems = []
+    for column, label in (("transcription_id", "transcription"), ("stream_session_id", "stream session")):
+        repeated = (
+            LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT], **{f"{column}__isnull": False})
+            .values(column, "kind")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .order_by(column, "kind")
+        )
+        problems += [f"{label} {r[column]}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
+    return problems
 
 
 def external_entries_drift() -> list[str]:
@@ -108,7 +111,7 @@ def ledger_verify(*, registered: bool = True) -> LedgerReport:
     report = LedgerReport(accounts=BalanceAccount.objects.count(), entries=LedgerEntry.objects.count())
     named: list[tuple[str, DriftCheck]] = [
         ("balances", balances_drift),
-        ("transcription entries", transcription_entries_drift),
+        ("hold references", reference_entries_drift),
         ("stripe credits", external_entries_drift),
         *(_checks.items() if registered else ()),
     ]
