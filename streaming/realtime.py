@@ -84,7 +84,7 @@ class RealtimeConnection(FunasrConnection):
             if message["type"] == "websocket.disconnect":
                 await self.queue.put(("gone", message.get("code", 1005)))
                 return
-            text = message.get("text")
+            text, event = message.get("text"), None
             try:
                 if text is None:
                     raise rt.ProtocolError("Binary frames are not part of this protocol; send JSON events.")
@@ -101,15 +101,18 @@ class RealtimeConnection(FunasrConnection):
                 else:
                     await self.queue.put(("text", event))
             except rt.ProtocolError as exc:
+                exc.event_id = rt.client_event_id(event)
                 await self.queue.put(("text", exc))
 
     # --- events -----------------------------------------------------------------------------------------
     async def _on_text(self, value) -> None:
-        event_id = None
+        if isinstance(value, rt.ProtocolError):
+            await self.send_json(
+                rt.error_event(value.message, code=value.code, param=value.param, event_id=value.event_id)
+            )
+            return
+        event_id = rt.client_event_id(value)
         try:
-            if isinstance(value, rt.ProtocolError):
-                raise value
-            event_id = value.get("event_id") if isinstance(value.get("event_id"), str) else None
             kind = value["type"]
             if kind in ("session.update", "transcription_session.update"):
                 await self._update(value)
@@ -124,8 +127,12 @@ class RealtimeConnection(FunasrConnection):
         tenant = self.caller.tenant
         config = await self.server.db(rt.apply_update, message, self.config, tenant=tenant)
         self.config = config
-        if self.item is None and self.recognizer is not None and self.recognizer.settings != self.recognizer_settings():
-            await self._drop_recognizer()  # between utterances: the next audio uses the new settings at once
+        wanted, recognizer = self.recognizer_settings(), self.recognizer
+        if self.item is None and recognizer is not None and recognizer.settings != wanted:
+            if not (wanted.segmented or recognizer.settings.segmented):
+                recognizer.settings = wanted  # manual commits: the buffer is kept and decoded with the new options
+            else:
+                await self._drop_recognizer()  # between utterances: the next audio uses the new settings at once
         session = rt.session_object(config, str(self.session.pk))
         kind = (
             "transcription_session.updated" if message["type"] == "transcription_session.update" else "session.updated"

@@ -37,6 +37,7 @@ class ProtocolError(Exception):
     def __init__(self, message: str, *, code: str = "invalid_value", param: str | None = None) -> None:
         super().__init__(message)
         self.message, self.code, self.param = message, code, param
+        self.event_id: str | None = None  # the client event's, once known
 
 
 @dataclass(frozen=True)
@@ -70,6 +71,11 @@ def error_event(message: str, *, code: str, param: str | None = None, event_id: 
     kind = kind or ("server_error" if code in ("server_error", "model_unavailable") else "invalid_request_error")
     detail = {"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
     return event("error", error=detail)
+
+
+def client_event_id(message: dict | None) -> str | None:
+    value = (message or {}).get("event_id")
+    return value[:64] if isinstance(value, str) else None
 
 
 def parse_event(text: str) -> dict:

@@ -30,7 +30,7 @@ from openai.types.realtime import (
 
 from tests.audio_samples import sentence, speak_fixture
 from tests.conftest import wait_for
-from tests.streaming.test_funasr_ws import assert_stream_money, stream_row
+from tests.streaming.test_funasr_ws import assert_stream_money
 
 pytestmark = [pytest.mark.slow, pytest.mark.django_db(transaction=True)]
 
@@ -74,6 +74,17 @@ def recv(connection) -> dict:
     assert model is not None, raw
     model.model_validate(raw, strict=True)
     return raw
+
+
+def all_closed(tenant, count: int):
+    """Wait until the tenant's `count` sessions are all closed (settled by the worker); the rows, oldest first."""
+    from streaming.models import StreamSession
+
+    def closed():
+        rows = list(StreamSession.objects.filter(tenant=tenant).order_by("started_at"))
+        return rows if len(rows) == count and all(r.status == "closed" for r in rows) else None
+
+    return wait_for(closed, timeout=15, message=f"{count} sessions closed")
 
 
 def chunks(pcm: bytes, size: int = 4800):  # 100 ms at 24 kHz
@@ -128,7 +139,7 @@ def test_server_vad_with_the_sdk_realtime_client(stream_worker, tenant, funded, 
     assert PARK[:4] in completed["transcript"]
     tokens = len(completed["transcript"].replace(" ", ""))
     assert completed["usage"] == {"type": "tokens", "input_tokens": 0, "output_tokens": tokens, "total_tokens": tokens}
-    row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
+    [row] = all_closed(tenant, 1)
     assert (row.protocol, row.mode, row.finals, row.tokens, row.billed_tokens) == (
         "openai_realtime", "server_vad", 1, tokens, tokens
     )  # fmt: skip
@@ -175,8 +186,8 @@ def test_manual_commit_clear_and_bad_events(stream_worker, tenant, funded, park_
         "conversation.item.input_audio_transcription.completed",
     ]
     assert events[1]["delta"] == events[2]["transcript"] and PARK[:4] in events[2]["transcript"]
-    row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
-    assert (row.mode, row.finals, row.billed_tokens) == ("manual", 1, events[2]["usage"]["output_tokens"])
+    [row] = all_closed(tenant, 1)  # the mode is the one it opened with
+    assert (row.mode, row.finals, row.billed_tokens) == ("server_vad", 1, events[2]["usage"]["output_tokens"])
     assert_stream_money(tenant)
 
 
@@ -226,9 +237,9 @@ def test_beta_client_and_browser_subprotocol_auth(stream_worker, tenant, funded,
             assert json.loads(await ws.recv())["type"] == "session.created"
 
     asyncio.run(go())
-    wait_for(
-        lambda: stream_row(tenant=tenant, status="closed", protocol="openai_realtime"), timeout=10, message="closed"
-    )
+    beta, browser = all_closed(tenant, 2)
+    assert (beta.protocol, beta.finals, browser.finals) == ("openai_realtime", 1, 0)
+    assert_stream_money(tenant)
 
 
 def test_bad_key_refused_and_empty_balance_is_an_error_then_close(stream_worker, tenant, api_key):
@@ -244,3 +255,51 @@ def test_bad_key_refused_and_empty_balance_is_an_error_then_close(stream_worker,
         assert error["error"]["code"] == "insufficient_balance"
         with pytest.raises(websockets.exceptions.ConnectionClosed):
             connection.recv_bytes()
+    [refused] = all_closed(tenant, 1)
+    assert (refused.close_reason, refused.held_tokens, refused.billed_tokens) == ("insufficient_balance", 0, 0)
+
+
+# --- through the web tier: OpenAI(base_url="http://HOST:PORT/v1") alone -------------------------------------
+
+
+def test_the_web_tier_relays_realtime_to_the_stream_worker(stream_worker, tenant, funded, park_24k, tmp_path):
+    from openai import AuthenticationError
+
+    from tests.transcription.test_async_wait import Uvicorn
+
+    web = Uvicorn(tmp_path / "media", extra_env={"STREAM_URL": f"ws://127.0.0.1:{stream_worker.port}"})
+    try:
+        sdk = OpenAI(api_key=funded, base_url=f"{web.url}/v1", max_retries=0)
+        with sdk.realtime.connect(model="gpt-4o-transcribe", extra_query={"intent": "transcription"}) as connection:
+            assert recv(connection)["type"] == "session.created"
+            for audio in chunks(park_24k):
+                connection.input_audio_buffer.append(audio=audio)
+            events = until(connection, "conversation.item.input_audio_transcription.completed")
+        assert "input_audio_buffer.speech_started" in [e["type"] for e in events]
+        assert PARK[:4] in events[-1]["transcript"]
+        [row] = all_closed(tenant, 1)
+        assert row.protocol == "openai_realtime" and row.billed_tokens == events[-1]["usage"]["total_tokens"] > 0
+        assert_stream_money(tenant)
+
+        bad = OpenAI(api_key="nope.nope", base_url=f"{web.url}/v1", max_retries=0)
+        with pytest.raises((AuthenticationError, websockets.exceptions.InvalidStatus)) as refused:
+            with bad.realtime.connect(extra_query={"intent": "transcription"}) as connection:
+                connection.recv()
+        assert "401" in str(refused.value) or getattr(refused.value, "status_code", 0) == 401
+
+        async def browser_and_stray_path():
+            url = f"ws://127.0.0.1:{web.port}/v1/realtime?intent=transcription"
+            async with websockets.connect(url, subprotocols=["realtime", f"openai-insecure-api-key.{funded}"]) as ws:
+                assert ws.subprotocol == "realtime"
+                assert json.loads(await ws.recv())["type"] == "session.created"
+                await ws.send("{oops")
+                assert json.loads(await ws.recv())["error"]["code"] == "invalid_json"
+            with pytest.raises(websockets.exceptions.InvalidStatus) as stray:
+                async with websockets.connect(f"ws://127.0.0.1:{web.port}/elsewhere"):
+                    pass
+            assert stray.value.response.status_code == 404
+
+        asyncio.run(browser_and_stray_path())
+        all_closed(tenant, 2)
+    finally:
+        web.stop()
