@@ -43,7 +43,8 @@ run: setup
 # The production web tier: uvicorn (ASGI), production settings unless DJANGO_SETTINGS_MODULE says otherwise.
 web: venv
 	$(VENV)/bin/uvicorn portal.asgi:application --host $(WEB_HOST) --port $(PORT) --workers $(WEB_WORKERS) \
-	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10
+	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10 \
+	  --no-access-log
 
 worker: venv
 	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster

@@ -11,6 +11,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpResponse, HttpResponseRedirect
 from django.template.response import TemplateResponse
 from django.urls import path, reverse
+from django.utils.html import format_html
 
 from billing import selectors, topups
 from billing.models import BalanceAccount, LedgerEntry, StripeAnomaly, StripeEvent, TokenPack, TokenPackPrice, TopUp
@@ -146,6 +147,7 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
         "held_delta",
         "available_after",
         "held_after",
+        "job",
         "external_ref",
         "actor",
         "memo",
@@ -156,6 +158,14 @@ class LedgerEntryAdmin(ReadOnlyAdmin):
     date_hierarchy = "created_at"
     actions = ["export_csv"]
     show_full_result_count = False
+
+    @admin.display(description="Job", ordering="transcription_id")
+    def job(self, entry):
+        """The transcription's admin page (billing refers to jobs by id only; the URL name is the admin's)."""
+        if not entry.transcription_id:
+            return ""
+        url = reverse("admin:transcription_transcription_change", args=[entry.transcription_id])
+        return format_html('<a href="{}">{}</a>', url, str(entry.transcription_id)[:8])
 
     @admin.action(description="Export selected entries as CSV", permissions=["view"])
     def export_csv(self, request, queryset):

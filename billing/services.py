@@ -13,6 +13,7 @@ from django.db import IntegrityError, transaction
 
 from billing.lock_objects import account_lock
 from billing.models import BalanceAccount, LedgerEntry
+from portal import metrics
 from portal.errors import InsufficientBalance, InvalidRequest
 
 Kind = LedgerEntry.Kind
@@ -52,6 +53,8 @@ def _write(*, account: BalanceAccount, kind: str, available_delta: int, held_del
         **fields,
     )
     account.save(update_fields=["available", "held", "updated_at"])
+    if kind == Kind.DEBIT:
+        metrics.TOKENS_BILLED.inc(-held_delta)
     return entry
 
 

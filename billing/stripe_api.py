@@ -25,6 +25,17 @@ class PaymentProviderError(DomainError):
     status_code = 502
 
 
+class PaymentsUnavailable(DomainError):
+    """This deployment takes no payments (no STRIPE_SECRET_KEY): nothing is started or recorded."""
+
+    code = "payments_unavailable"
+    status_code = 503
+
+
+def payments_configured() -> bool:
+    return bool(settings.STRIPE_SECRET_KEY)
+
+
 class SignatureError(Exception):
     """A webhook whose Stripe-Signature does not match the raw body, or is stale."""
 

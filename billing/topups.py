@@ -100,6 +100,11 @@ def _checkout_params(*, tenant, topup: TopUp, user) -> dict[str, Any]:
 
 def checkout_session_create(*, tenant, pack_code: str, currency: str | None = None, user=None) -> CheckoutStarted:
     """Open a Stripe Checkout Session for one pack and record it as a pending top-up (the price credited later)."""
+    if not stripe_api.payments_configured():
+        raise stripe_api.PaymentsUnavailable(
+            "Buying tokens is not available on this server (no payment provider is configured). "
+            "Ask the operator to grant tokens, or to set STRIPE_SECRET_KEY."
+        )
     pack, price = _pack_price(pack_code, currency)
     topup = TopUp.objects.create(
         tenant=tenant, pack=pack, tokens=pack.tokens, currency=price.currency, amount=price.unit_amount, created_by=user

@@ -22,6 +22,7 @@ from django.views.decorators.http import require_POST
 
 from billing import reversals, stripe_api, stripe_events, topups
 from billing.models import StripeEvent, TopUp
+from portal import metrics
 from portal.errors import error_body
 
 logger = logging.getLogger(__name__)
@@ -122,8 +123,10 @@ def stripe_webhook(request: HttpRequest) -> JsonResponse:
     try:
         status = stripe_event_process(event_id=event_id)
     except Exception:
+        metrics.STRIPE_EVENTS.labels(status="failed").inc()
         logger.exception("Stripe event %s (%s) failed; Stripe will retry.", event_id, event_type)
         return JsonResponse(
             error_body("processing_failed", "The event could not be processed; retry later."), status=500
         )
+    metrics.STRIPE_EVENTS.labels(status=status).inc()
     return JsonResponse({"received": True, "id": event_id, "status": status})

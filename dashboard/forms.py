@@ -135,3 +135,14 @@ class RoleChangeForm(forms.Form):
 
 class WorkspaceCreateForm(forms.Form):
     company = forms.CharField(label=_("Company or team name"), max_length=200)
+
+
+class RetentionForm(forms.Form):
+    audio_retention_days = forms.IntegerField(
+        label=_("Delete audio after (days)"), required=False, min_value=1, max_value=36_500,
+        help_text=_("Counted from when the transcription finished. Empty: keep the audio until it is deleted."),
+    )  # fmt: skip
+    transcript_retention_days = forms.IntegerField(
+        label=_("Delete transcripts after (days)"), required=False, min_value=1, max_value=36_500,
+        help_text=_("Empty: keep transcripts until they are deleted. Token counts and the ledger always stay."),
+    )  # fmt: skip

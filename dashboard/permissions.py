@@ -3,8 +3,8 @@
 Roles (tenants.models.Membership.Role):
 
 - owner   — everything: transcriptions, hotwords, API keys, billing, members (including
-            making or removing other owners). A tenant always keeps at least one owner.
-- admin   — runs the workspace: transcriptions, hotwords, API keys, billing, members; cannot
+            making or removing other owners), settings (retention). A tenant always keeps at least one owner.
+- admin   — runs the workspace: transcriptions, hotwords, API keys, billing, members, settings; cannot
             grant the owner role nor change or remove an owner.
 - member  — transcribes: uploads, reads, downloads, cancels and deletes jobs; edits hotword
             lists. Sees the balance on the overview (to know whether an upload will fit) but
@@ -32,6 +32,7 @@ MANAGE_KEYS = "manage_keys"
 VIEW_BILLING = "view_billing"  # billing page, ledger, statements, buy tokens
 MANAGE_MEMBERS = "manage_members"
 MANAGE_OWNERS = "manage_owners"
+MANAGE_SETTINGS = "manage_settings"  # workspace settings: retention
 
 ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
     Role.OWNER: frozenset(
@@ -44,10 +45,20 @@ ROLE_PERMISSIONS: dict[str, frozenset[str]] = {
             VIEW_BILLING,
             MANAGE_MEMBERS,
             MANAGE_OWNERS,
+            MANAGE_SETTINGS,
         }
     ),
     Role.ADMIN: frozenset(
-        {VIEW_OVERVIEW, VIEW_USAGE, TRANSCRIBE, MANAGE_HOTWORDS, MANAGE_KEYS, VIEW_BILLING, MANAGE_MEMBERS}
+        {
+            VIEW_OVERVIEW,
+            VIEW_USAGE,
+            TRANSCRIBE,
+            MANAGE_HOTWORDS,
+            MANAGE_KEYS,
+            VIEW_BILLING,
+            MANAGE_MEMBERS,
+            MANAGE_SETTINGS,
+        }
     ),
     Role.MEMBER: frozenset({VIEW_OVERVIEW, TRANSCRIBE, MANAGE_HOTWORDS}),
     Role.BILLING: frozenset({VIEW_OVERVIEW, VIEW_USAGE, VIEW_BILLING}),

@@ -6,11 +6,13 @@ import secrets
 
 from django.conf import settings
 from django.core.mail import send_mail
+from django.db import transaction
 from django.template.loader import render_to_string
 from django.urls import reverse
 from django.utils import translation
 from django.utils.text import slugify
 
+from billing.services import tokens_grant
 from dashboard.selectors import SESSION_TENANT_KEY
 from portal.errors import NotFound
 from tenants.models import Invitation, Membership, Tenant
@@ -25,15 +27,25 @@ def _unique_slug(base: str) -> str:
     return slug
 
 
+SIGNUP_GRANT_MEMO = "Welcome tokens granted at signup (SIGNUP_FREE_TOKENS)"
+
+
+@transaction.atomic
 def signup_tenant_create(*, user, company: str) -> Tenant:
-    """A new signup's own tenant, with the user as its owner. The name defaults to the email's domain."""
+    """A new signup's own tenant, with the user as its owner and SIGNUP_FREE_TOKENS to try the service with.
+
+    The name defaults to the email's domain. The welcome tokens are an ordinary ledger grant with a memo.
+    """
     name = (company or "").strip()[:200]
     if not name:
         domain = (user.email or "").partition("@")[2]
         name = domain or (user.email or "My workspace")
-    return tenant_create(
+    tenant = tenant_create(
         slug=_unique_slug(name if slugify(name) else (user.email or "").partition("@")[0]), name=name, owner=user
     )
+    if settings.SIGNUP_FREE_TOKENS > 0:
+        tokens_grant(tenant=tenant, tokens=settings.SIGNUP_FREE_TOKENS, memo=SIGNUP_GRANT_MEMO, actor_label="signup")
+    return tenant
 
 
 def tenant_switch(*, request, tenant_id) -> Membership:

@@ -1,7 +1,7 @@
 from django.urls import path
 from django.views.generic import RedirectView
 
-from dashboard.views import account, billing, hotwords, keys, live, members, overview, transcriptions
+from dashboard.views import account, billing, hotwords, keys, live, members, overview, settings, transcriptions
 
 app_name = "dashboard"
 
@@ -52,6 +52,7 @@ urlpatterns = [
     path("app/members/<str:membership_id>/role/", members.member_role, name="member_role"),
     path("app/members/<str:membership_id>/remove/", members.member_remove, name="member_remove"),
     path("app/invitations/<str:invitation_id>/revoke/", members.invitation_cancel, name="invitation_revoke"),
+    path("app/settings/", settings.workspace_settings, name="settings"),
     path("app/welcome/", account.welcome, name="welcome"),
     path("app/switch/", account.switch_tenant, name="switch_tenant"),
     path("app/timezone/", account.set_timezone, name="set_timezone"),

@@ -8,6 +8,9 @@ in async mode, a waiting request holds no thread. The two wrapped classes behave
 
 from __future__ import annotations
 
+import logging
+import time
+
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, JsonResponse
@@ -15,7 +18,12 @@ from whitenoise.middleware import WhiteNoiseMiddleware as SyncWhiteNoiseMiddlewa
 
 from dashboard.middleware import UserTimezoneMiddleware as SyncUserTimezoneMiddleware
 from portal.errors import DomainError, error_body, is_api_path, log_unhandled, unhandled_error
+from portal.logs import tenant_var
 from portal.request_id import request_id_from, request_id_var
+
+request_logger = logging.getLogger("portal.request")
+# Probes hit these every few seconds: their lines are DEBUG.
+_PROBES = frozenset({"/healthz", "/readyz", "/metrics"})
 
 # Exceptions Django itself answers with a 4xx (handler400/403/404): not ours to turn into a 500.
 _DJANGO_CLIENT_ERRORS = (Http404, PermissionDenied, BadRequest, SuspiciousOperation)
@@ -58,29 +66,49 @@ class RequestIdMiddleware:
     def __call__(self, request):
         if self.async_mode:
             return self.__acall__(request)
-        request_id, token = self._begin(request)
+        request_id, tokens, started = self._begin(request)
         try:
             response = self.get_response(request)
+            self._log(request, response, started)
         finally:
-            request_id_var.reset(token)
+            self._end(tokens)
         response["X-Request-ID"] = request_id
         return response
 
     async def __acall__(self, request):
-        request_id, token = self._begin(request)
+        request_id, tokens, started = self._begin(request)
         try:
             response = await self.get_response(request)
+            self._log(request, response, started)
         finally:
-            request_id_var.reset(token)
+            self._end(tokens)
         response["X-Request-ID"] = request_id
         return response
+
+    @staticmethod
+    def _log(request, response, started: float) -> None:
+        """One line per request: method, path, status and duration (the tenant and request id come with it)."""
+        duration_ms = round((time.perf_counter() - started) * 1000, 1)
+        level = logging.DEBUG if request.path in _PROBES else logging.INFO
+        request_logger.log(
+            level,
+            "%s %s %s %.1f ms",
+            request.method, request.path, response.status_code, duration_ms,
+            extra={"method": request.method, "path": request.path, "status": response.status_code,
+                   "duration_ms": duration_ms},
+        )  # fmt: skip
+
+    @staticmethod
+    def _end(tokens) -> None:
+        request_id_var.reset(tokens[0])
+        tenant_var.reset(tokens[1])
 
     @staticmethod
     def _begin(request):
         _chunked_body_length(request)
         request_id = request_id_from(request.headers.get("X-Request-ID"))
         request.request_id = request_id
-        return request_id, request_id_var.set(request_id)
+        return request_id, (request_id_var.set(request_id), tenant_var.set("-")), time.perf_counter()
 
     def process_exception(self, request, exception):
         """An exception from a (non-DRF) view on an API path: the documented shape, not Django's HTML page."""

@@ -1,5 +1,6 @@
-"""Operational endpoints (health and Prometheus metrics; they never touch the model) and error pages."""
+"""Operational endpoints (liveness, readiness, Prometheus metrics; they never touch the model) and error pages."""
 
+import logging
 import sys
 
 from django.db import connection
@@ -8,6 +9,8 @@ from django.shortcuts import render
 from django.views import defaults
 
 from portal.errors import error_body, is_api_path, unhandled_error
+
+logger = logging.getLogger(__name__)
 
 
 def healthz(request):
@@ -20,10 +23,33 @@ def healthz(request):
     return JsonResponse({"status": "ok", "database": db})
 
 
-def metrics(request):
-    from transcription.metrics import render_metrics
+def readyz(request):
+    """Readiness: the database, the broker and a recent ASR cluster heartbeat; 503 naming what is down."""
+    from portal.readiness import readiness_checks
 
-    body, content_type = render_metrics()
+    checks = readiness_checks()
+    down = [name for name, (ok, _) in checks.items() if not ok]
+    body = {"status": "ok" if not down else "unavailable", "down": down}
+    body["checks"] = {name: detail for name, (_, detail) in checks.items()}
+    if down:
+        logger.warning("Not ready: %s", "; ".join(f"{name}: {checks[name][1]}" for name in down))
+    return JsonResponse(body, status=503 if down else 200)
+
+
+def metrics(request):
+    """Prometheus exposition; only for METRICS_TOKEN bearers and METRICS_ALLOWED_IPS."""
+    from portal import metrics as prometheus
+    from transcription.metrics import QueueCollector
+
+    allowed = prometheus.scrape_allowed(
+        authorization=request.headers.get("Authorization", ""), remote_addr=request.META.get("REMOTE_ADDR", "")
+    )
+    if not allowed:
+        return JsonResponse(
+            error_body("forbidden", "Send Authorization: Bearer <METRICS_TOKEN> or scrape from METRICS_ALLOWED_IPS."),
+            status=403,
+        )
+    body, content_type = prometheus.render([QueueCollector()])
     return HttpResponse(body, content_type=content_type)
 
 

@@ -66,9 +66,20 @@ trap 'shutdown INT; exit 130' INT
 trap 'shutdown TERM; exit 143' TERM
 trap 'shutdown EXIT' EXIT
 
+# Prometheus multiprocess files (<kind>_<pid>.db): those of processes no longer running are dropped at
+# start, so the counters of a previous run do not add up forever (a live process's files stay).
+export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
+mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
+for f in "$PROMETHEUS_MULTIPROC_DIR"/*_*.db; do
+  [[ -e $f ]] || continue
+  pid=${f##*_}
+  kill -0 "${pid%.db}" 2>/dev/null || rm -f "$f"
+done
+
 # No lifespan protocol in Django; open long-polls get 3 s to end once a stop begins.
+# Django logs each request (with its id and duration): uvicorn's access log would repeat it.
 .venv/bin/uvicorn portal.asgi:application --host 127.0.0.1 --port "${PORT}" --lifespan off \
-  --timeout-graceful-shutdown 3 &
+  --timeout-graceful-shutdown 3 --no-access-log &
 pids+=($!)
 $PY manage.py qcluster &
 pids+=($!)

@@ -17,6 +17,7 @@ import time
 import numpy as np
 from django.conf import settings
 
+from portal import metrics
 from portal.errors import InsufficientBalance
 from streaming import funasr_protocol as proto
 from streaming import services
@@ -126,6 +127,7 @@ class FunasrConnection:
                 reader.cancel()
             server.sessions.discard(self)
             if self.session is not None:
+                metrics.STREAM_SESSIONS_ACTIVE.dec()
                 await server.db(
                     services.stream_session_close,
                     session_id=self.session.pk,
@@ -259,6 +261,7 @@ class FunasrConnection:
                 wav_name=config.wav_name,
                 model=settings.ASR_MODEL,
             )
+            metrics.STREAM_SESSIONS_ACTIVE.inc()
         except TooManyStreams as exc:
             raise Close(1008, "too_many_streams", exc.message) from None
         except InsufficientBalance as exc:

@@ -5,6 +5,7 @@ from datetime import timedelta
 from django.utils import timezone
 from rest_framework import authentication, exceptions
 
+from portal.logs import log_tenant
 from tenants.models import ApiKey
 
 LAST_USED_RESOLUTION = timedelta(seconds=60)
@@ -27,6 +28,7 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         if key.has_expired or key.revoked:
             raise exceptions.AuthenticationFailed("This API key is revoked or expired.")
         _touch(key)
+        log_tenant(key.tenant_id)
         return (None, key)
 
     def authenticate_header(self, request) -> str:

@@ -16,6 +16,9 @@ class Tenant(models.Model):
     name = models.CharField(max_length=200)
     webhook_secret = models.CharField(max_length=100, default=_webhook_secret)
     created_at = models.DateTimeField(auto_now_add=True)
+    # Retention, in days after a transcription finishes (None: kept until deleted by hand); a daily task applies it.
+    audio_retention_days = models.PositiveIntegerField(null=True, blank=True, default=30)
+    transcript_retention_days = models.PositiveIntegerField(null=True, blank=True, default=None)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.slug})"

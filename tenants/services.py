@@ -125,3 +125,33 @@ def invitation_accept(*, invitation: Invitation, user) -> Membership:
         invitation.accepted_by = user
         invitation.save(update_fields=["accepted_at", "accepted_by"])
     return membership
+
+
+def user_password_set(*, user, password: str) -> None:
+    """Set a password chosen by the operator (validated like a signup's) and count the email as verified,
+    so the owner can sign in at once. Raises django's ValidationError for a password the validators refuse."""
+    from allauth.account.models import EmailAddress
+    from django.contrib.auth.password_validation import validate_password
+
+    validate_password(password, user=user)
+    user.set_password(password)
+    user.save(update_fields=["password"])
+    EmailAddress.objects.update_or_create(
+        user=user, email__iexact=user.email, defaults={"email": user.email, "verified": True, "primary": True}
+    )
+
+
+MAX_RETENTION_DAYS = 36_500
+
+
+def tenant_retention_set(*, tenant: Tenant, audio_days: int | None, transcript_days: int | None) -> Tenant:
+    """How long finished transcriptions keep their audio and their transcript (None: until deleted by hand)."""
+    from portal.errors import InvalidRequest
+
+    for label, days in (("Audio", audio_days), ("Transcript", transcript_days)):
+        if days is not None and not (1 <= days <= MAX_RETENTION_DAYS):
+            raise InvalidRequest(f"{label} retention must be 1 to {MAX_RETENTION_DAYS} days, or empty for never.")
+    tenant.audio_retention_days = audio_days
+    tenant.transcript_retention_days = transcript_days
+    tenant.save(update_fields=["audio_retention_days", "transcript_retention_days"])
+    return tenant

@@ -62,6 +62,9 @@ class Transcription(models.Model):
     started_at = models.DateTimeField(null=True, blank=True)
     finished_at = models.DateTimeField(null=True, blank=True)
     deleted_at = models.DateTimeField(null=True, blank=True)
+    # Set when the tenant's retention removed the audio / the transcript (the token counts and ledger stay).
+    audio_expired_at = models.DateTimeField(null=True, blank=True)
+    transcript_expired_at = models.DateTimeField(null=True, blank=True)
 
     # Timings of the last attempt
     decode_ms = models.PositiveIntegerField(null=True, blank=True)

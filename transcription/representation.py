@@ -62,6 +62,13 @@ class TranscriptionSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     timings_ms = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
+    audio_expired_at = serializers.DateTimeField(
+        allow_null=True, help_text="When the tenant's retention setting deleted the audio (null: not deleted)."
+    )
+    transcript_expired_at = serializers.DateTimeField(
+        allow_null=True,
+        help_text="When the tenant's retention setting deleted the text and segments; usage stays.",
+    )
 
     @extend_schema_field(serializers.ChoiceField(choices=["transcription"]))
     def get_object(self, obj) -> str:
@@ -77,7 +84,7 @@ class TranscriptionSerializer(serializers.Serializer):
 
     @extend_schema_field(serializers.CharField(allow_null=True))
     def get_text(self, obj):
-        return obj.text if obj.status == Status.SUCCEEDED else None
+        return obj.text if obj.status == Status.SUCCEEDED and not obj.transcript_expired_at else None
 
     @extend_schema_field(SegmentSerializer(many=True))
     def get_segments(self, obj):

@@ -6,7 +6,7 @@ import uuid
 from datetime import date, datetime, time, timedelta
 
 from asgiref.sync import sync_to_async
-from django.db.models import Count, QuerySet, Sum
+from django.db.models import Count, Min, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
@@ -174,3 +174,12 @@ def transcription_statement_lines(*, tenant, start: datetime, end: datetime) -> 
         )
         for t in rows.only("id", "finished_at", "filename", "duration_s", "billed_tokens")
     ]
+
+
+def transcription_queue_stats() -> dict:
+    """Active jobs by status and the oldest queued one's enqueue time: reads of the (status) index only."""
+    active = (Transcription.Status.QUEUED, Transcription.Status.RUNNING)
+    rows = Transcription.objects.filter(status__in=active).values("status").annotate(n=Count("pk")).order_by()
+    counts = {status: 0 for status in active} | {row["status"]: row["n"] for row in rows}
+    oldest = Transcription.objects.filter(status=Transcription.Status.QUEUED).aggregate(oldest=Min("enqueued_at"))
+    return {"counts": counts, "oldest_enqueued_at": oldest["oldest"]}

@@ -53,6 +53,37 @@ class StreamEvent:
     tail: str = ""  # finals without offline decoding: the online text not yet sent as a partial
 
 
+class _Audio:
+    """A stream's recent audio as a list of chunks (appending never copies what is already held)."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base  # absolute sample of the first chunk's first sample
+        self.end = base
+        self.chunks: list[np.ndarray] = []
+
+    def append(self, samples: np.ndarray) -> None:
+        if samples.shape[0]:
+            self.chunks.append(samples)
+            self.end += samples.shape[0]
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        start, end = max(start, self.base), min(end, self.end)
+        if end <= start:
+            return np.zeros(0, dtype=np.float32)
+        out, pos = [], self.base
+        for chunk in self.chunks:
+            lo, hi = pos, pos + chunk.shape[0]
+            if hi > start and lo < end:
+                out.append(chunk[max(0, start - lo) : min(chunk.shape[0], end - lo)])
+            pos = hi
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def trim(self, keep_from: int) -> None:
+        """Forget whole chunks before `keep_from`."""
+        while self.chunks and self.base + self.chunks[0].shape[0] <= keep_from:
+            self.base += self.chunks.pop(0).shape[0]
+
+
 class StreamRecognizer:
     """One stream's recognition state. Not thread-safe: one call at a time, in order."""
 
@@ -70,23 +101,26 @@ class StreamRecognizer:
             if s.segmented
             else None
         )
-        self.audio = np.zeros(0, dtype=np.float32)
-        self.base = getattr(self, "total", 0)  # absolute sample of audio[0]
+        self.audio = _Audio(getattr(self, "total", 0))
         self.seg_start: int | None = None
         self.online_cache: dict = {}
         self.online_fed = 0
         self.online_text: list[str] = []
 
     def _slice(self, start: int, end: int) -> np.ndarray:
-        return self.audio[max(0, start - self.base) : max(0, end - self.base)]
+        return self.audio.slice(start, end)
 
     def _online(self, end: int, *, is_final: bool = False) -> str:
-        """Feed the online model up to `end`; the new text."""
+        """Feed the online model up to `end`; the new text.
+
+        The model decodes whole strides (chunk_size[1] x 60 ms) and only buffers anything shorter, so shorter
+        pieces wait here: a call that would decode nothing still costs a few milliseconds of funasr overhead.
+        """
+        s = self.settings
+        if not self.partials or (not is_final and end - self.online_fed < s.chunk_size[1] * 960):
+            return ""
         chunk = self._slice(self.online_fed, end)
         self.online_fed = max(self.online_fed, end)
-        if not self.partials or (chunk.shape[0] == 0 and not is_final):
-            return ""
-        s = self.settings
         delta = self.engine.online_step(
             self.online_cache,
             chunk,
@@ -130,22 +164,16 @@ class StreamRecognizer:
             emotion=first.emotion if first else "",
         )
 
-    def _trim(self, keep_from: int) -> None:
-        cut = max(0, min(keep_from, self.total) - self.base)
-        if cut:
-            self.audio = self.audio[cut:]
-            self.base += cut
-
     def feed(self, samples: np.ndarray) -> list[StreamEvent]:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.audio = np.concatenate([self.audio, samples])
+        self.audio.append(samples)
         self.total += samples.shape[0]
         events: list[StreamEvent] = []
         if self.vad is None:
             return events  # one utterance until finish()
         for vad_event in self.vad.feed(samples):
             if vad_event.kind == "start":
-                self.seg_start = max(vad_event.sample, self.base)
+                self.seg_start = max(vad_event.sample, self.audio.base)
                 self.online_fed = self.seg_start
                 self._speech_start(events)
             elif self.seg_start is not None:
@@ -158,7 +186,7 @@ class StreamRecognizer:
         if self.seg_start is not None:
             self._partial(events, self.total)
         else:
-            self._trim(self.total - int(PREROLL_S * SAMPLE_RATE))
+            self.audio.trim(self.total - int(PREROLL_S * SAMPLE_RATE))
         return events
 
     def _speech_start(self, events: list[StreamEvent]) -> None:
@@ -178,10 +206,11 @@ class StreamRecognizer:
     def finish(self) -> list[StreamEvent]:
         """The client ended the utterance: close what is open. At least one final comes back (maybe empty)."""
         events: list[StreamEvent] = []
-        start, end = self.base, self.total
+        start, end = self.audio.base, self.total
         if self.vad is None:
             with self.engine.borrowed_offline() as offline:
-                result = recognize_samples(self.audio, engine=offline, options=self.settings.options)
+                audio = self.audio.slice(start, end)
+                result = recognize_samples(audio, engine=offline, options=self.settings.options)
             first = result.segments[0] if result.segments else None
             events.append(
                 StreamEvent(

@@ -1,10 +1,18 @@
-"""django-q2 task entry points: they take ids and call services."""
+"""django-q2 task entry points: they take ids and call services (log lines inside carry the job id)."""
 
-from transcription.services import transcription_orphans_sweep, transcription_run, transcription_sweep, webhook_deliver
+from portal.logs import job_logging
+from transcription.services import (
+    transcription_orphans_sweep,
+    transcription_retention_apply,
+    transcription_run,
+    transcription_sweep,
+    webhook_deliver,
+)
 
 
 def transcription_run_task(transcription_id: str) -> str:
-    return transcription_run(transcription_id=transcription_id)
+    with job_logging(transcription_id):
+        return transcription_run(transcription_id=transcription_id)
 
 
 def transcription_sweep_task() -> dict:
@@ -15,5 +23,10 @@ def transcription_orphans_sweep_task() -> dict:
     return transcription_orphans_sweep()
 
 
+def transcription_retention_task() -> dict:
+    return transcription_retention_apply()
+
+
 def webhook_deliver_task(transcription_id: str, attempt: int = 1) -> bool:
-    return webhook_deliver(transcription_id=transcription_id, attempt=attempt)
+    with job_logging(transcription_id):
+        return webhook_deliver(transcription_id=transcription_id, attempt=attempt)

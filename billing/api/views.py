@@ -61,7 +61,8 @@ class CheckoutCreateApi(TenantApi):
         responses={201: CheckoutOutputSerializer},
         summary="Buy a token pack (Stripe Checkout)",
         description="Returns a Stripe Checkout Session; redirect the customer to `url`. Tokens are credited when "
-        "Stripe reports the payment. CNY sessions offer Alipay / WeChat Pay where the Stripe account enables them.",
+        "Stripe reports the payment. CNY sessions offer Alipay / WeChat Pay where the Stripe account enables them. "
+        "A server without a payment provider answers 503 `payments_unavailable` and records nothing.",
         tags=["billing"],
     )
     def post(self, request):

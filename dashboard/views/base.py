@@ -10,6 +10,7 @@ from django.shortcuts import redirect, render
 from dashboard.permissions import role_has_perm
 from dashboard.selectors import membership_current
 from portal.errors import NotFound
+from portal.logs import log_tenant
 
 
 def tenant_view(perm: str):
@@ -29,6 +30,7 @@ def tenant_view(perm: str):
                 return redirect("dashboard:welcome")
             request.membership = membership
             request.tenant = membership.tenant
+            log_tenant(membership.tenant_id)
             if not role_has_perm(membership.role, perm):
                 return render(request, "dashboard/forbidden.html", status=403)
             try:

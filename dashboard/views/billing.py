@@ -8,6 +8,7 @@ from django.utils.translation import gettext as _
 from django.views.decorators.http import require_POST
 
 from billing.selectors import balance_get, ledger_list, token_packs_list, topup_list
+from billing.stripe_api import payments_configured
 from dashboard import permissions as p
 from dashboard.views.base import tenant_view
 from portal.downloads import HTML_DOCUMENT_CSP, safe_download
@@ -28,6 +29,7 @@ def billing(request):
     )
     context = {
         "account": balance_get(tenant=request.tenant),
+        "payments_enabled": payments_configured(),
         "packs": list(token_packs_list()),
         "ledger": ledger,
         "topups": topup_list(tenant=request.tenant)[:50],

@@ -1,8 +1,10 @@
 """Settings shared by every environment; secrets and deployment knobs come from the environment."""
 
+import os
 import secrets
 
 from portal.env import BASE_DIR, env, rates_by_name, storage_from_env
+from portal.logs import logging_config
 
 VAR_DIR = BASE_DIR / "var"
 
@@ -195,6 +197,10 @@ ASR_ENGINES = {
         },
     },
 }
+# Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
+# takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
+# cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
+Q_WORKER_WARMUP = {"asr": "transcription.engines.engine_warm_up"} if env.bool("ASR_WARM_START", default=True) else {}
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
@@ -310,15 +316,26 @@ STRIPE_WEBHOOK_SECRET = env("STRIPE_WEBHOOK_SECRET", default="")
 STRIPE_API_BASE = env("STRIPE_API_BASE", default="")
 STRIPE_API_VERSION = "2025-08-27.basil"
 
-LOGGING = {
-    "version": 1,
-    "disable_existing_loggers": False,
-    # request_id: the X-Request-ID of the request being served ("-" outside one); see portal.request_id.
-    "filters": {"request_id": {"()": "portal.request_id.RequestIdFilter"}},
-    "formatters": {
-        "plain": {"format": "%(asctime)s %(levelname)s [%(process)d] [%(request_id)s] %(name)s %(message)s"}
-    },
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["request_id"]}},
-    "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
-}
+# --- Operations ------------------------------------------------------------------------
+# Every process of this machine records its Prometheus instruments as files here; /metrics (or a worker
+# machine's METRICS_PORT) sums them. Exported before prometheus_client is first imported, and inherited by
+# child processes. Empty it when the machine's services start (scripts/run.sh does).
+PROMETHEUS_MULTIPROC_DIR = env("PROMETHEUS_MULTIPROC_DIR", default=str(VAR_DIR / "metrics"))
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = PROMETHEUS_MULTIPROC_DIR
+# /metrics answers a request carrying `Authorization: Bearer <METRICS_TOKEN>` (when set) or coming from
+# one of these addresses/networks (default: this machine only).
+METRICS_TOKEN = env("METRICS_TOKEN", default="")
+METRICS_ALLOWED_IPS = env.list("METRICS_ALLOWED_IPS", default=["127.0.0.1", "::1"])
+# A machine that runs only workers (`make worker`) serves its processes' instruments on this port (0: off).
+WORKER_METRICS_PORT = env.int("WORKER_METRICS_PORT", default=0)
+WORKER_METRICS_HOST = env("WORKER_METRICS_HOST", default="0.0.0.0")  # noqa: S104 - guarded by token/allowlist
+# Each qcluster process records a heartbeat this often; /readyz wants an asr beat younger than the max age.
+CLUSTER_HEARTBEAT_INTERVAL_S = env.int("CLUSTER_HEARTBEAT_INTERVAL_S", default=10)
+CLUSTER_HEARTBEAT_MAX_AGE_S = env.int("CLUSTER_HEARTBEAT_MAX_AGE_S", default=60)
+# Tokens granted to a tenant created by a web signup (a ledger grant with a memo); 0 grants nothing.
+SIGNUP_FREE_TOKENS = env.int("SIGNUP_FREE_TOKENS", default=2000)
+# Log lines: "plain" (a human at a terminal) or "json" (one JSON object per line; production's default).
+LOG_FORMAT = env("LOG_FORMAT", default="plain")
+
+LOG_LEVEL = env("LOG_LEVEL", default="INFO")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)

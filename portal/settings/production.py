@@ -18,7 +18,10 @@ if not env.list("DJANGO_ALLOWED_HOSTS", default=[]):
         "(e.g. DJANGO_ALLOWED_HOSTS=stt.example.com)."
     )
 
+from portal.logs import logging_config  # noqa: E402
+
 from .base import *  # noqa: E402, F403
+from .base import LOG_LEVEL  # noqa: E402
 
 SECRET_KEY = env("DJANGO_SECRET_KEY")
 # An existing folder of the deployment's (nothing is created here); unset, Django spools to the system temp
@@ -31,7 +34,7 @@ ALLOWED_HOSTS = env.list("DJANGO_ALLOWED_HOSTS")
 SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
 SECURE_SSL_REDIRECT = env.bool("DJANGO_SECURE_SSL_REDIRECT", default=True)
 # Load balancers and Prometheus probe these over plain HTTP inside the network.
-SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^metrics$"]
+SECURE_REDIRECT_EXEMPT = [r"^healthz$", r"^readyz$", r"^metrics$"]
 # Start lower (e.g. 60) while trying HTTPS out: browsers remember this for its whole length.
 SECURE_HSTS_SECONDS = env.int("DJANGO_SECURE_HSTS_SECONDS", default=31_536_000)
 SECURE_HSTS_INCLUDE_SUBDOMAINS = env.bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", default=True)
@@ -42,3 +45,7 @@ CSRF_COOKIE_SECURE = True
 SESSION_COOKIE_HTTPONLY = True
 
 EMAIL_BACKEND = env("EMAIL_BACKEND", default="django.core.mail.backends.smtp.EmailBackend")
+
+# One JSON object per line (request id, tenant, job id, durations as fields) unless LOG_FORMAT=plain.
+LOG_FORMAT = env("LOG_FORMAT", default="json")
+LOGGING = logging_config(fmt=LOG_FORMAT, level=LOG_LEVEL)

@@ -8,6 +8,12 @@ from .base import BASE_DIR, env
 PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
 EMAIL_BACKEND = "django.core.mail.backends.locmem.EmailBackend"
 os.makedirs(FILE_UPLOAD_TEMP_DIR, exist_ok=True)  # noqa: F405  (Django's check refuses a missing one)
+# One metrics folder per test run; worker subprocesses inherit it through the environment.
+PROMETHEUS_MULTIPROC_DIR = env(
+    "TINGXIE_TEST_METRICS_DIR", default=str(BASE_DIR / "var" / f"test-metrics-{os.getpid()}")
+)
+os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["TINGXIE_TEST_METRICS_DIR"] = PROMETHEUS_MULTIPROC_DIR
+CLUSTER_HEARTBEAT_INTERVAL_S = env.int("CLUSTER_HEARTBEAT_INTERVAL_S", default=1)
 ASR_MODEL = env("ASR_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "sensevoice_trained"))
 ASR_ENGINES["default"]["OPTIONS"]["model"] = ASR_MODEL  # noqa: F405
 API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")

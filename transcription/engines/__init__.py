@@ -26,6 +26,17 @@ def get_engine(alias: str = "default") -> BaseEngine:
         return engine
 
 
+def engine_warm_up(alias: str = "default") -> str:
+    """Build the engine and load its model now (each ASR worker process at cluster start); says what loaded.
+
+    Raises EngineUnavailable or ImproperlyConfigured with one line naming the cause and what to set.
+    """
+    engine = get_engine(alias)
+    engine.load()
+    device = getattr(engine, "device", "")
+    return f"model {engine.name}" + (f" on {device}" if device else "")
+
+
 def engine_model_name(alias: str = "default") -> str:
     """The model identifier used for cache keys, without loading anything."""
     return str(settings.ASR_ENGINES[alias].get("OPTIONS", {}).get("model", ""))

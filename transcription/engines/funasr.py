@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import gc
+import io
 import logging
 import os
 import re
@@ -15,6 +17,7 @@ from pathlib import Path
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
+from portal import metrics
 from transcription.constants import LANGUAGES, SAMPLE_RATE
 from transcription.engines.base import (
     BaseEngine,
@@ -26,6 +29,7 @@ from transcription.engines.base import (
     join_texts,
 )
 from transcription.engines.funasr_text import parse_tags, plan_batches, plan_pieces
+from transcription.engines.load_errors import load_failure_message
 
 logger = logging.getLogger(__name__)
 
@@ -157,13 +161,16 @@ class FunASREngine(BaseEngine):
             if self._model is None and failed and time.monotonic() - failed[0] < self.LOAD_RETRY_AFTER_S:
                 raise EngineUnavailable(failed[1])
             if self._model is None:
+                said = io.StringIO()
                 try:
-                    self._load_locked()
+                    with contextlib.redirect_stdout(said), contextlib.redirect_stderr(said):
+                        self._load_locked()
                 except Exception as exc:
-                    message = (
-                        f"ASR model {self.model_ref!r} could not be loaded on {self.requested_device}: {exc}. "
-                        "Set ASR_MODEL to a local model directory or a hub id this worker can reach."
-                    )
+                    message = load_failure_message(
+                        model=self.model_ref, local=looks_like_path(self.model_ref), device=self.requested_device,
+                        exc=exc, output=said.getvalue(),
+                    )  # fmt: skip
+                    logger.error("%s", message)  # the one line an operator needs (funasr's output is dropped)
                     self._load_failure = (time.monotonic(), message)
                     raise EngineUnavailable(message) from exc
         return self._model
@@ -176,9 +183,10 @@ class FunASREngine(BaseEngine):
 
         torch.set_num_threads(self.threads)
         self.device = resolve_device(self.requested_device)
-        root = logging.getLogger()
-        level = root.level
+        root, hub_log = logging.getLogger(), logging.getLogger("modelscope_hub")
+        level, hub_level = root.level, hub_log.level
         root.setLevel(max(level, logging.WARNING))  # funasr logs every checkpoint detail at INFO on root
+        hub_log.setLevel(logging.ERROR)  # one warning per download retry; a failure is reported once, by load()
         try:
             self._model = auto_model(
                 model=self.model_ref,
@@ -191,17 +199,14 @@ class FunASREngine(BaseEngine):
             )
         finally:
             root.setLevel(level)
+            hub_log.setLevel(hub_level)
         self.model_class = type(self._model.model).__name__
         if self.device == "cpu":
             gc.collect()
             _malloc_trim()
-        logger.info(
-            "Loaded ASR model %s (%s) on %s in %.1f s",
-            self.name,
-            self.model_class,
-            self.device,
-            time.perf_counter() - started,
-        )
+        seconds = time.perf_counter() - started
+        metrics.model_loaded(model=self.name, seconds=seconds)
+        logger.info("Loaded ASR model %s (%s) on %s in %.1f s", self.name, self.model_class, self.device, seconds)
 
     def close(self) -> None:
         with self._lock:
@@ -306,10 +311,8 @@ class FunASREngine(BaseEngine):
         asr_ms = int((time.perf_counter() - asr_started) * 1000)
         if progress is not None and not batches:
             progress(1.0)
-        if self.device.startswith("cuda") and audio_s >= LONG_JOB_S:
-            import torch
-
-            torch.cuda.empty_cache()
+        if self.device.startswith("cuda"):
+            self._cuda_after_job(long_job=audio_s >= LONG_JOB_S)
         weights = Counter()
         for seg in segments:
             if seg.language:
@@ -327,6 +330,15 @@ class FunASREngine(BaseEngine):
             extra={"device": self.device, "model_class": self.model_class, "pieces": len(regions)},
             warnings=warnings,
         )
+
+    def _cuda_after_job(self, *, long_job: bool) -> None:
+        import torch
+
+        if long_job:
+            torch.cuda.empty_cache()
+        device = torch.device(self.device)
+        metrics.gpu_memory(device=self.device, allocated=torch.cuda.memory_allocated(device),
+                           reserved=torch.cuda.memory_reserved(device))  # fmt: skip
 
 
 def _segments(batch: list[tuple[int, int]], texts: list[str], offset: int) -> list[Segment]:

@@ -2,6 +2,7 @@
 
 - submit: validate, store, hold and queue (idempotency, cache);
 - lifecycle: the worker side (claim, heartbeat, hold cover, run, finalize, fail), cancel, delete, sweep;
+- retention: each tenant's audio and transcripts expired after its retention days;
 - orphans: the sweep of stored audio no row references and stale temporary upload files (killed uploads);
 - webhooks: signed result delivery with backoff;
 - hotwords: saved lists and the one merge rule;
@@ -23,6 +24,7 @@ from transcription.services.lifecycle import (
     transcription_sweep,
 )
 from transcription.services.orphans import transcription_orphans_sweep
+from transcription.services.retention import transcription_retention_apply
 from transcription.services.submit import options_normalize, transcription_create
 from transcription.services.webhooks import WEBHOOK_BACKOFF, webhook_deliver, webhook_payload, webhook_sign
 
@@ -44,6 +46,7 @@ __all__ = [
     "transcription_hold_cover",
     "transcription_lock",
     "transcription_orphans_sweep",
+    "transcription_retention_apply",
     "transcription_run",
     "transcription_sweep",
     "webhook_deliver",

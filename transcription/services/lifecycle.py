@@ -18,6 +18,7 @@ from django.utils import timezone
 from billing import tokens as token_rule
 from billing.services import hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
+from transcription import instruments
 from transcription.models import Transcription
 from transcription.services.common import (
     LeaseLost,
@@ -63,6 +64,7 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.progress = 0.0
         t.started_at = t.started_at or now
         t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        instruments.job_claimed(t)
         _last_beat.clear()
         _last_beat[(t.pk, t.attempt)] = time.monotonic()
         return Claim(transcription_id=t.pk, attempt=t.attempt)
@@ -285,6 +287,7 @@ def transcription_finalize(
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=FINAL_FIELDS)
+        instruments.job_finished(t)
         if t.webhook_url:
             transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
     return True
@@ -298,6 +301,7 @@ def _fail_locked(t: Transcription, code: str, message: str) -> None:
     t.lease_expires_at = None
     t.finished_at = timezone.now()
     t.save(update_fields=["status", "error_code", "error_message", "lease_expires_at", "finished_at"])
+    instruments.job_finished(t)
     if t.webhook_url:
         transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
 
@@ -334,6 +338,7 @@ def transcription_cancel(*, transcription: Transcription) -> Transcription:
         t.lease_expires_at = None
         t.finished_at = timezone.now()
         t.save(update_fields=["status", "lease_expires_at", "finished_at"])
+        instruments.job_finished(t)
     return t
 
 

@@ -18,6 +18,7 @@ from billing import tokens as token_rule
 from billing.lock_objects import account_lock
 from billing.services import hold_amount, hold_place, hold_settle
 from portal.errors import FileTooLarge, IdempotencyConflict, InvalidRequest, UnsupportedAudio
+from transcription import instruments
 from transcription.constants import LANGUAGES
 from transcription.engines import engine_model_name
 from transcription.models import Transcription
@@ -222,8 +223,10 @@ def _insert_with_hold(transcription: Transcription, cached: Transcription | None
         transcription.enqueued_at = timezone.now()
         transcription.save(force_insert=True)
         hold_place(tenant_id=transcription.tenant_id, reference=transcription.pk, tokens=transcription.held_tokens)
+        instruments.job_submitted(transcription)
         if cached is not None:
             _complete_from_cache(transcription, cached)
+            instruments.job_finished(transcription)
             if transcription.webhook_url:
                 transaction.on_commit(lambda: webhook_enqueue(transcription_id=transcription.pk))
         else:

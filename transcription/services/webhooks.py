@@ -12,6 +12,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.utils import timezone
 
+from portal import metrics
 from transcription.models import Transcription
 from transcription.outbound import BlockedTarget, post_pinned
 from transcription.representation import transcription_representation
@@ -53,10 +54,12 @@ def webhook_deliver(*, transcription_id, attempt: int = 1) -> bool:
         ok = 200 <= status < 300
     except BlockedTarget as exc:
         logger.warning("Webhook for %s refused: %s", transcription_id, exc)
+        metrics.WEBHOOK_DELIVERIES.labels(outcome="blocked").inc()
         Transcription.objects.filter(pk=t.pk).update(webhook_status="blocked", webhook_attempts=attempt)
         return False
     except Exception as exc:  # noqa: BLE001 - any delivery failure is retried
         logger.info("Webhook for %s attempt %s failed: %s", transcription_id, attempt, exc)
+    metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered" if ok else "failed").inc()
     Transcription.objects.filter(pk=t.pk).update(
         webhook_status="delivered" if ok else ("retrying" if attempt <= len(WEBHOOK_BACKOFF) else "failed"),
         webhook_attempts=attempt,
