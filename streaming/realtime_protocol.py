@@ -172,8 +172,10 @@ def _turn_detection(value, param: str) -> dict:
 
 
 def _include(value, param: str) -> None:
-    if value:
-        raise ProtocolError("Logprobs are not available from this server's models.", param=param)
+    """Logprobs are not produced here; a request for them is accepted (clients send it by default) and the
+    session it answers says `include: []` (what is in effect), as it says `noise_reduction: null`."""
+    if value is not None and not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+        raise ProtocolError(f"Invalid '{param}': expected a list of strings.", code="invalid_type", param=param)
 
 
 def apply_update(message: dict, config: RealtimeConfig, *, tenant) -> RealtimeConfig:

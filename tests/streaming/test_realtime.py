@@ -149,8 +149,16 @@ def test_server_vad_with_the_sdk_realtime_client(stream_worker, tenant, funded, 
 def test_manual_commit_clear_and_bad_events(stream_worker, tenant, funded, park_24k):
     with client(stream_worker, funded).realtime.connect(extra_query={"intent": "transcription"}) as connection:
         recv(connection)
-        connection.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": None}}})
-        assert recv(connection)["session"]["audio"]["input"]["turn_detection"] is None
+        connection.session.update(
+            session={
+                "type": "transcription",
+                "audio": {"input": {"turn_detection": None}},
+                "include": ["item.input_audio_transcription.logprobs"],
+            }
+        )
+        session = recv(connection)["session"]
+        assert session["audio"]["input"]["turn_detection"] is None
+        assert session["include"] == []  # what is in effect: no logprobs here
         connection.input_audio_buffer.commit()  # nothing appended
         error = recv(connection)
         assert error["error"]["code"] == "input_audio_buffer_commit_empty"
