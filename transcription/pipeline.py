@@ -83,8 +83,15 @@ def choose_cut(regions: list[tuple[int, int]], total: int) -> int | None:
 class _Windows:
     """Feed 16 kHz chunks in order; speech is recognized window by window, each cut in a pause (choose_cut)."""
 
-    def __init__(self, *, engine: BaseEngine, options: TranscribeOptions, report: Callable[[float], None]) -> None:
-        self.engine, self.options, self.report = engine, options, report
+    def __init__(
+        self,
+        *,
+        engine: BaseEngine,
+        options: TranscribeOptions,
+        report: Callable[[float], None],
+        recognized: Callable[[tuple[Segment, ...]], None] | None = None,
+    ) -> None:
+        self.engine, self.options, self.report, self.recognized = engine, options, report, recognized
         self.vad_ns = self.asr_ms = self.windows = 0
         self.speech_s = 0.0
         self.segments: list[Segment] = []
@@ -109,6 +116,8 @@ class _Windows:
         self.model = result.model or self.model
         self.segments.extend(result.segments)
         self.warnings.update(dict.fromkeys(result.warnings))
+        if self.recognized is not None and result.segments:
+            self.recognized(tuple(result.segments))
 
     def _find_speech(self, window: np.ndarray) -> list[tuple[int, int]]:
         started = time.perf_counter_ns()
@@ -189,6 +198,7 @@ def recognize_file(
     expected_s: float | None = None,
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
+    recognized: Callable[[tuple[Segment, ...]], None] | None = None,
 ) -> PipelineResult:
     """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
     of its samples.
@@ -202,11 +212,16 @@ def recognize_file(
 
     `admit` gets the seconds decoded so far after each chunk is decoded and before any of it is recognized
     (the job's hold must cover them: headers can understate the length); it raises to stop the job.
+    `recognized` gets each window's segments as soon as the window is recognized (before its progress call),
+    so that a streamed answer can show them while the rest of the file is still being transcribed.
     """
     decode_ns = 0
     with decode_stream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds) as stream:
         windows = _Windows(
-            engine=engine, options=options, report=_reporter(progress, lambda: expected_s or stream.hint_s)
+            engine=engine,
+            options=options,
+            report=_reporter(progress, lambda: expected_s or stream.hint_s),
+            recognized=recognized,
         )
         chunks = iter(stream)
         while True:

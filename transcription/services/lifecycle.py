@@ -24,6 +24,7 @@ from transcription.services.common import (
     LeaseLost,
     Status,
     audio_discard,
+    segment_dicts,
     transcription_enqueue,
     transcription_lock,
     webhook_enqueue,
@@ -62,35 +63,38 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.status = Status.RUNNING
         t.lease_expires_at = _lease_until()
         t.progress = 0.0
+        t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
-        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
         instruments.job_claimed(t)
         _last_beat.clear()
-        _last_beat[(t.pk, t.attempt)] = time.monotonic()
+        _last_beat[(t.pk, t.attempt)] = (time.monotonic(), 0)
         return Claim(transcription_id=t.pk, attempt=t.attempt)
 
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
-_last_beat: dict = {}
+_last_beat: dict = {}  # (id, attempt) -> (when progress was last written, how many segments the row holds)
 
 
-def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False, segments: list | None = None):
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
-    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction.
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is far
+    longer); `segments` recognized so far go with it when there are new ones (streamed answers show them).
     """
     key = (claim.transcription_id, claim.attempt)
-    now = time.monotonic()
+    beat, written = _last_beat.get(key, (0.0, 0))
     if not force:
-        if now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        if time.monotonic() - beat < HEARTBEAT_MIN_INTERVAL_S:
             return
-        _last_beat.clear()
-        _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
-    updated = Transcription.objects.filter(
-        pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
-    ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
-    if not updated:
+        beat = time.monotonic()  # a forced beat (lease renewal) does not delay the next progress report
+    fields = {"progress": min(max(progress, 0.0), 0.99), "lease_expires_at": _lease_until()}
+    if segments is not None and len(segments) != written:
+        fields["segments"], written = list(segments), len(segments)
+    _last_beat.clear()
+    _last_beat[key] = (beat, written)
+    query = Transcription.objects.filter(pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING)
+    if not query.update(**fields):
         raise LeaseLost(str(claim.transcription_id))
 
 
@@ -158,6 +162,7 @@ def _recognize_stream(audio, claim: Claim, t: Transcription, engine):
     from transcription.pipeline import recognize_file
 
     opts = t.options
+    partial: list[dict] = []
     return recognize_file(
         audio,
         engine=engine,
@@ -167,10 +172,11 @@ def _recognize_stream(audio, claim: Claim, t: Transcription, engine):
             vad=opts.get("vad", True),
             hotwords=tuple(opts.get("hotwords", [])),
         ),
-        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
+        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f, segments=partial),
         max_seconds=settings.MAX_AUDIO_SECONDS,
         expected_s=t.probed_duration_s or None,
         admit=_hold_guard(claim, t),
+        recognized=lambda found: partial.extend(segment_dicts(found)),
     )
 
 
@@ -230,7 +236,7 @@ def transcription_run(*, transcription_id) -> str:
     done = transcription_finalize(
         claim=claim,
         text=result.text,
-        segments=[{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in result.segments],
+        segments=segment_dicts(result.segments),
         language=result.language,
         duration_s=result.duration_s,
         truncated=result.truncated,
