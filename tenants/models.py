@@ -49,7 +49,8 @@ class Membership(models.Model):
 
 
 class ApiKeyManager(BaseAPIKeyManager):
-    pass
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("tenant")  # the tenant comes with the key: one query
 
 
 class ApiKey(AbstractAPIKey):

@@ -141,6 +141,11 @@ STORAGES = {
 }
 # Uploads above this spool to disk instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Django's two upload handlers, hashing the audio as it arrives (submit needs its SHA-256; no second read).
+FILE_UPLOAD_HANDLERS = [
+    "transcription.uploads.HashingMemoryFileUploadHandler",
+    "transcription.uploads.HashingTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Uploads spooled to disk go to a folder of ours (the transcription app makes it at the first request, not
 # here), so the orphan sweep can remove what a killed server left there.
@@ -195,6 +200,26 @@ ASR_ENGINES = {
             "device": ASR_DEVICE,
             "threads": ASR_THREADS,
             "batch_size_s": env.int("ASR_BATCH_SIZE_S", default=60),
+            "batching": {
+                # Cross-job batches on the ASR worker, per device kind (transcription.engines.base.BatchLimits):
+                # seconds of padded audio and pieces per model call, recordings recognized together, how long a
+                # worker waits for more ready ones, and the window each recording contributes per round.
+                "cpu": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CPU", default=60.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CPU", default=32),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CPU", default=16),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CPU", default=20.0),
+                    "window_s": 30.0,
+                },
+                "cuda": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CUDA", default=600.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CUDA", default=64),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CUDA", default=64),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CUDA", default=10.0),
+                    "window_s": 60.0,
+                },
+                "mps": {"budget_s": 120.0, "max_items": 16, "max_jobs": 16, "max_wait_ms": 10.0, "window_s": 30.0},
+            },
         },
     },
 }
@@ -212,6 +237,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
+# The ASR cluster's processes run this much nicer than the web tier on a shared host: the model takes the CPU
+# the web leaves, so submits, status reads and health checks never queue behind a batch (0: same priority).
+ASR_NICE = env.int("ASR_NICE", default=10)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
