@@ -64,18 +64,19 @@ def balances_drift() -> list[str]:
     return problems
 
 
-def reference_entries_drift() -> list[str]:
-    """At most one hold, one release and one debit per transcription and per stream session."""
+def transcription_entries_drift() -> list[str]:
+    """At most one hold, one release and one debit per transcription, and per stream session (whose minute
+    extensions are hold_extend entries)."""
     problems = []
-    for column, label in (("transcription_id", "transcription"), ("stream_session_id", "stream session")):
+    for ref, name in (("transcription_id", "transcription"), ("stream_session_id", "stream session")):
         repeated = (
-            LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT], **{f"{column}__isnull": False})
-            .values(column, "kind")
+            LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT], **{f"{ref}__isnull": False})
+            .values(ref, "kind")
             .annotate(n=Count("id"))
             .filter(n__gt=1)
-            .order_by(column, "kind")
+            .order_by(ref, "kind")
         )
-        problems += [f"{label} {r[column]}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
+        problems += [f"{name} {r[ref]}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
     return problems
 
 
@@ -111,7 +112,7 @@ def ledger_verify(*, registered: bool = True) -> LedgerReport:
     report = LedgerReport(accounts=BalanceAccount.objects.count(), entries=LedgerEntry.objects.count())
     named: list[tuple[str, DriftCheck]] = [
         ("balances", balances_drift),
-        ("hold references", reference_entries_drift),
+        ("transcription entries", transcription_entries_drift),
         ("stripe credits", external_entries_drift),
         *(_checks.items() if registered else ()),
     ]
