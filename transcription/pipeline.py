@@ -1,20 +1,23 @@
 """The one recognition path: VAD, windows cut only in silence, the engine on each window, the language vote.
 
 Files are decoded in chunks (bounded memory); arrays (tests, benches, streams) go through the same windowing.
+Recognition runs as steps, a generator per recording that yields its windows and is sent their results, so the
+ASR worker can recognize the windows of several recordings in one model call (services.batching); drive() runs
+the steps with an engine alone.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
 
 from transcription.audio import AudioSource, decode_stream
 from transcription.constants import SAMPLE_RATE
-from transcription.engines.base import BaseEngine, Segment, TranscribeOptions, join_texts
+from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions, Window, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
 
 # A window ends only in a pause at least this long: engines merge speech closer than that (FunASR: 0.5 s),
@@ -44,6 +47,10 @@ class PipelineResult:
     model: str
     windows: int = 0  # engine calls made
     warnings: tuple[str, ...] = ()  # from the engine, e.g. hotwords a model cannot use
+
+
+# Recognition as steps: yields each Window, is sent its EngineResult, returns the PipelineResult.
+Steps = Generator[Window, EngineResult, "PipelineResult"]
 
 
 def _align_down(n: int) -> int:
@@ -83,32 +90,37 @@ def choose_cut(regions: list[tuple[int, int]], total: int) -> int | None:
 class _Windows:
     """Feed 16 kHz chunks in order; speech is recognized window by window, each cut in a pause (choose_cut)."""
 
-    def __init__(self, *, engine: BaseEngine, options: TranscribeOptions, report: Callable[[float], None]) -> None:
-        self.engine, self.options, self.report = engine, options, report
+    def __init__(
+        self,
+        *,
+        name: str,
+        options: TranscribeOptions,
+        report: Callable[[float], None],
+        recognized: Callable[[tuple[Segment, ...]], None] | None = None,
+    ) -> None:
+        self.options, self.report, self.recognized = options, report, recognized
         self.vad_ns = self.asr_ms = self.windows = 0
         self.speech_s = 0.0
         self.segments: list[Segment] = []
         self.warnings: dict[str, None] = {}
-        self.model = engine.name
+        self.model = name
         self.carry = np.zeros(0, dtype=np.float32)
         self.base = 0  # where `carry` starts on the original timeline, in samples
 
-    def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> None:
+    def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> Steps:
+        """Yield the window to whoever drives the steps (the engine, or the worker's batch) and take its result."""
         if regions is not None and not regions:
             return
-        result = self.engine.transcribe_regions(
-            window,
-            regions=regions,
-            options=self.options,
-            offset_s=base / SAMPLE_RATE,
-            progress=lambda f: self.report((base + f * window.shape[0]) / SAMPLE_RATE),
-        )
+        result = yield Window(audio=window, regions=regions, options=self.options, offset_s=base / SAMPLE_RATE)
         self.windows += 1
         self.asr_ms += result.asr_ms
         self.speech_s += result.speech_s
         self.model = result.model or self.model
         self.segments.extend(result.segments)
         self.warnings.update(dict.fromkeys(result.warnings))
+        if self.recognized is not None and result.segments:
+            self.recognized(tuple(result.segments))
+        self.report((base + window.shape[0]) / SAMPLE_RATE)
 
     def _find_speech(self, window: np.ndarray) -> list[tuple[int, int]]:
         started = time.perf_counter_ns()
@@ -116,9 +128,9 @@ class _Windows:
         self.vad_ns += time.perf_counter_ns() - started
         return found
 
-    def feed(self, chunk: np.ndarray) -> None:
+    def feed(self, chunk: np.ndarray) -> Steps:
         if not self.options.vad:
-            self._recognize(chunk, None, self.base)
+            yield from self._recognize(chunk, None, self.base)
             self.base += chunk.shape[0]
         else:
             buffer = np.concatenate([self.carry, chunk]) if self.carry.shape[0] else chunk
@@ -127,16 +139,16 @@ class _Windows:
             regions = self._find_speech(buffer)
             cut = choose_cut(regions, buffer.shape[0])
             if cut:
-                self._recognize(buffer[:cut], [(s, min(e, cut)) for s, e in regions if s < cut], self.base)
+                yield from self._recognize(buffer[:cut], [(s, min(e, cut)) for s, e in regions if s < cut], self.base)
                 self.carry = buffer[cut:].copy()  # a copy, so the rest of the buffer is freed now
                 self.base += cut
             else:
                 self.carry = buffer
         self.report(self.base / SAMPLE_RATE)
 
-    def finish(self) -> None:
+    def finish(self) -> Steps:
         if self.carry.shape[0]:
-            self._recognize(self.carry, self._find_speech(self.carry), self.base)
+            yield from self._recognize(self.carry, self._find_speech(self.carry), self.base)
             self.carry = np.zeros(0, dtype=np.float32)
 
     def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
@@ -179,19 +191,44 @@ def _reporter(progress: Callable[[float], None] | None, expected: Callable[[], f
     return report
 
 
-def recognize_file(
+def drive(steps: Steps, engine: BaseEngine) -> PipelineResult:
+    """Run recognition steps with the engine alone, one window at a time."""
+    try:
+        window = next(steps)
+        while True:
+            try:
+                result = engine.transcribe_regions(
+                    window.audio, regions=window.regions, options=window.options, offset_s=window.offset_s
+                )
+            except BaseException:
+                steps.close()  # the decoder's file is closed now, not at garbage collection
+                raise
+            window = None  # the window's samples are freed before the next chunk is decoded
+            window = steps.send(result)
+    except StopIteration as done:
+        return done.value
+
+
+def recognize_file(path: AudioSource, *, engine: BaseEngine, **kwargs) -> PipelineResult:
+    """recognize_file_steps() run with the engine alone (one window at a time)."""
+    return drive(recognize_file_steps(path, engine_name=engine.name, **kwargs), engine)
+
+
+def recognize_file_steps(
     path: AudioSource,
     *,
-    engine: BaseEngine,
+    engine_name: str,
     options: TranscribeOptions,
     progress: Callable[[float], None] | None = None,
     max_seconds: float,
     expected_s: float | None = None,
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
-) -> PipelineResult:
+    recognized: Callable[[tuple[Segment, ...]], None] | None = None,
+) -> Steps:
     """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
-    of its samples.
+    of its samples: a generator that yields each window (engines.base.Window) and takes back its
+    EngineResult, so a worker can batch windows of several files (drive() runs it with an engine alone).
 
     Chunks of `chunk_seconds` are decoded one at a time; speech running past a chunk's end is carried into
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so
@@ -202,11 +239,16 @@ def recognize_file(
 
     `admit` gets the seconds decoded so far after each chunk is decoded and before any of it is recognized
     (the job's hold must cover them: headers can understate the length); it raises to stop the job.
+    `recognized` gets each window's segments as soon as the window is recognized (before its progress call),
+    so that a streamed answer can show them while the rest of the file is still being transcribed.
     """
     decode_ns = 0
     with decode_stream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds) as stream:
         windows = _Windows(
-            engine=engine, options=options, report=_reporter(progress, lambda: expected_s or stream.hint_s)
+            name=engine_name,
+            options=options,
+            report=_reporter(progress, lambda: expected_s or stream.hint_s),
+            recognized=recognized,
         )
         chunks = iter(stream)
         while True:
@@ -217,9 +259,9 @@ def recognize_file(
                 break
             if admit is not None:
                 admit(stream.duration_s)
-            windows.feed(chunk)
+            yield from windows.feed(chunk)
             del chunk
-        windows.finish()
+        yield from windows.finish()
         duration_s, truncated = stream.duration_s, stream.truncated
     if progress is not None:
         progress(1.0)
@@ -235,13 +277,17 @@ def recognize_samples(
     chunk_seconds: float = 300.0,
 ) -> PipelineResult:
     """recognize_file() for audio already in memory (16 kHz mono float32): the same VAD, windows and vote."""
+    return drive(_samples_steps(samples, engine.name, options, progress, chunk_seconds), engine)
+
+
+def _samples_steps(samples, engine_name, options, progress, chunk_seconds) -> Steps:
     samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     total_s = samples.shape[0] / SAMPLE_RATE
-    windows = _Windows(engine=engine, options=options, report=_reporter(progress, lambda: total_s))
+    windows = _Windows(name=engine_name, options=options, report=_reporter(progress, lambda: total_s))
     step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
     for start in range(0, samples.shape[0], step):
-        windows.feed(samples[start : start + step])
-    windows.finish()
+        yield from windows.feed(samples[start : start + step])
+    yield from windows.finish()
     if progress is not None:
         progress(1.0)
     return windows.result(duration_s=total_s, truncated=False, decode_ns=0)

@@ -42,6 +42,16 @@ def engine_model_name(alias: str = "default") -> str:
     return str(settings.ASR_ENGINES[alias].get("OPTIONS", {}).get("model", ""))
 
 
+def engine_supports_hotwords(alias: str = "default") -> bool:
+    """Whether the configured model uses hotwords, without loading it (False if it cannot be configured)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return bool(getattr(get_engine(alias), "supports_hotwords", False))
+    except ImproperlyConfigured:
+        return False
+
+
 def reset_engines() -> None:
     with _lock:
         for engine in _engines.values():

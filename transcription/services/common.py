@@ -38,3 +38,8 @@ def webhook_enqueue(*, transcription_id, attempt: int = 1) -> None:
 def audio_discard(name: str | None) -> None:
     if name:
         default_storage.delete(name)
+
+
+def segment_dicts(segments) -> list[dict]:
+    """Engine segments as the row stores them."""
+    return [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in segments]

@@ -240,6 +240,8 @@ class Command(qcluster.Command):
         settings.SECRET_KEY  # noqa: B018
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
+        if os.environ.get("Q_CLUSTER_NAME") == "asr" and settings.ASR_NICE > 0:
+            os.nice(settings.ASR_NICE)  # inherited by the sentinel and every worker (see settings.ASR_NICE)
         warm_up = settings.Q_WORKER_WARMUP.get(Conf.CLUSTER_NAME)
         warm_start = WarmStart(warm_up, Conf.WORKERS) if warm_up else None
         if warm_start is not None:
