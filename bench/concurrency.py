@@ -1,41 +1,79 @@
-"""20 concurrent clients against Tingxie and against the peer (funasr's `funasr-server`) on the same
-cores, in one run. Targets: throughput >= the peer's; submit p95 <= 50 ms; health and status never
-wait behind the model."""
+"""20 concurrent clients against Tingxie and against the peer (funasr's own `funasr-server`) with the same model
+on the same cores, in one run: the tiny fixture model and a full-size SenseVoiceSmall (random weights, the real
+dimensions: `build_test_model --full`, built once under var/bench-models/).
+
+Targets: throughput >= 1.0x the peer's with the tiny model and >= 1.5x with the full-size one; submit p95 <= 50 ms;
+health and status never wait behind the model. Printed with them: the batch sizes the ASR workers reached and
+the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after).
+
+    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 5] [--full-per-client 3]
+"""
 
 from __future__ import annotations
 
+import argparse
+import re
+import statistics
+import subprocess
 import threading
 import time
 
 import requests
-from harness import FreshPostgres, Peer, Stack, fixture_speech, pct, summary, variant
+from cpu import delta, session_cpu
+from harness import FIXTURE_MODEL, PY, ROOT, FreshPostgres, Peer, Stack, fixture_speech, pct, summary, variant
 
-CLIENTS, PER_CLIENT, CLIP_S = 20, 5, 1.7
+CLIP_S = 1.7
+FULL_MODEL = ROOT / "var" / "bench-models" / "sensevoice_full"
+TARGET = {"tiny": 1.0, "full": 1.5}
+BATCH_OFF = {"ASR_BATCH_MAX_JOBS_CPU": "1", "ASR_BATCH_MAX_JOBS_CUDA": "1"}
+# (label, broker, PostgreSQL?, ASR worker environment); the first is "before" (one transcription per model call)
+CONFIGS = {
+    "tiny": [
+        ("redis+postgres, batching off", "redis", True, BATCH_OFF),
+        ("redis+postgres, batching on", "redis", True, {}),
+        ("orm+sqlite, batching on", "orm", False, {}),
+    ],
+    "full": [
+        ("redis+postgres, batching off", "redis", True, BATCH_OFF),
+        ("redis+postgres, batching on", "redis", True, {}),
+    ],
+}
+BATCH_LINE = re.compile(r"\[(\d+)\].*ASR batch: (\d+) transcriptions, (\d+) speech pieces.*\(([\d.]+) ms CPU\)")
+WORKER_LINE = re.compile(r"ready for work at (\d+)")
+
+
+def model_dir(name: str):
+    if name == "tiny":
+        return FIXTURE_MODEL
+    if not (FULL_MODEL / "model.pt").exists():
+        print(f"(building the full-size SenseVoiceSmall with random weights in {FULL_MODEL}, ~1 min)", flush=True)
+        subprocess.run([PY, "manage.py", "build_test_model", str(FULL_MODEL), "--full"], cwd=ROOT, check=True)
+    return FULL_MODEL
 
 
 def probe_loop(url: str, stop: threading.Event, out: list[float], headers: dict | None = None) -> None:
     s = requests.Session()
     while not stop.is_set():
         t0 = time.perf_counter()
-        s.get(url, headers=headers or {}, timeout=60)
+        s.get(url, headers=headers or {}, timeout=120)
         out.append((time.perf_counter() - t0) * 1000)
         time.sleep(0.05)
 
 
-def run_clients(work) -> float:
-    barrier = threading.Barrier(CLIENTS)
+def run_clients(work, clients: int, per_client: int) -> float:
+    barrier = threading.Barrier(clients)
     errors: list[Exception] = []
 
     def client(c: int) -> None:
         s = requests.Session()
         barrier.wait()
-        for r in range(PER_CLIENT):
+        for r in range(per_client):
             try:
-                work(s, c * PER_CLIENT + r)
+                work(s, c * per_client + r)
             except Exception as exc:  # noqa: BLE001
                 errors.append(exc)
 
-    threads = [threading.Thread(target=client, args=(c,)) for c in range(CLIENTS)]
+    threads = [threading.Thread(target=client, args=(c,)) for c in range(clients)]
     t0 = time.perf_counter()
     for t in threads:
         t.start()
@@ -46,8 +84,8 @@ def run_clients(work) -> float:
     return time.perf_counter() - t0
 
 
-def bench_peer(clip) -> dict:
-    peer = Peer()
+def bench_peer(clip, model, clients: int, per_client: int) -> dict:
+    peer = Peer(model)
     try:
         s = requests.Session()
         for i in range(3):
@@ -56,19 +94,37 @@ def bench_peer(clip) -> dict:
         health: list[float] = []
         stop = threading.Event()
         prober = threading.Thread(target=probe_loop, args=(f"{peer.url}/health", stop, health))
+        before = session_cpu(peer.pid)
         prober.start()
-        wall = run_clients(lambda sess, i: latencies.append(peer.transcribe(sess, variant(clip, i))))
+        wall = run_clients(
+            lambda sess, i: latencies.append(peer.transcribe(sess, variant(clip, i))), clients, per_client
+        )
         stop.set()
         prober.join()
-        return {"rps": CLIENTS * PER_CLIENT / wall, "latency": latencies, "health": health}
+        n = clients * per_client
+        cpu_ms = sum(delta(before, session_cpu(peer.pid)).values()) * 1000 / n
+        return {"rps": n / wall, "latency": latencies, "health": health, "cpu_ms": cpu_ms}
     finally:
         peer.stop()
 
 
-def bench_ours(clip, broker: str, database_url: str | None = None, *, openai: bool = False) -> dict:
-    """openai=True: one request per job on /v1/audio/transcriptions (what the peer's clients do);
-    otherwise submit + long-poll GET on the native API."""
-    stack = Stack(broker=broker, asr_workers=2, database_url=database_url)
+def cpu_parts(stack: Stack, web0: dict, asr0: dict, log_from: int, n: int) -> tuple[dict, list[int]]:
+    """CPU ms per job by part, and the batch sizes, from /proc and the ASR worker's log lines of the phase."""
+    web = sum(delta(web0, session_cpu(stack.procs[0].pid)).values())
+    asr_delta = delta(asr0, session_cpu(stack.procs[1].pid))
+    log = stack.log_of("asr")
+    workers = {int(p) for p in WORKER_LINE.findall(log)}
+    lines = BATCH_LINE.findall(log[log_from:])
+    model = sum(float(cpu) for *_, cpu in lines) / 1000
+    worker = sum(cpu for pid, cpu in asr_delta.items() if pid in workers)
+    broker = sum(cpu for pid, cpu in asr_delta.items() if pid not in workers)
+    parts = {"web": web, "broker": broker, "worker": worker - model, "model": model}
+    return {k: v * 1000 / n for k, v in parts.items()}, [int(jobs) for _pid, jobs, _pieces, _cpu in lines]
+
+
+def bench_ours(clip, model, broker: str, database_url: str | None, asr_env: dict, clients: int, per_client: int):
+    stack = Stack(broker=broker, asr_workers=2, database_url=database_url, model=model,
+                  asr_env={"LOG_LEVEL": "INFO", **asr_env})  # fmt: skip
     try:
         stack.warm_up(variant(clip, 950))
         submits: list[float] = []
@@ -78,74 +134,83 @@ def bench_ours(clip, broker: str, database_url: str | None = None, *, openai: bo
 
         def work(sess, i):
             t0 = time.perf_counter()
-            if openai:
-                r = sess.post(f"{stack.url}/v1/audio/transcriptions", headers=stack.headers,
-                              files={"file": ("a.wav", variant(clip, i), "audio/wav")}, data={"model": "whisper-1"},
-                              timeout=120)  # fmt: skip
-                r.raise_for_status()
-                done.append((time.perf_counter() - t0) * 1000)
-                return
             job, ms = stack.submit(sess, variant(clip, i))
             submits.append(ms)
-            body = stack.wait(sess, job["id"], interval=0.02)
+            body = stack.wait(sess, job["id"])
             assert body["status"] == "succeeded", body
             done.append((time.perf_counter() - t0) * 1000)
 
         # A job id that stays known: a status read while the model works.
         probe_job, _ = stack.submit(requests.Session(), variant(clip, 999_999))
+        stack.wait(requests.Session(), probe_job["id"])
         stop = threading.Event()
         probers = [
             threading.Thread(target=probe_loop, args=(f"{stack.url}/healthz", stop, health)),
             threading.Thread(target=probe_loop, args=(f"{stack.url}/api/v1/transcriptions/{probe_job['id']}", stop, status, stack.headers)),
         ]  # fmt: skip
+        web0, asr0 = session_cpu(stack.procs[0].pid), session_cpu(stack.procs[1].pid)
+        log_from = len(stack.log_of("asr"))
         for p in probers:
             p.start()
-        wall = run_clients(work)
+        wall = run_clients(work, clients, per_client)
         stop.set()
         for p in probers:
             p.join()
-        return {
-            "rps": CLIENTS * PER_CLIENT / wall,
-            "submit": submits,
-            "latency": done,
-            "health": health,
-            "status": status,
-        }
+        n = clients * per_client
+        parts, sizes = cpu_parts(stack, web0, asr0, log_from, n)
+        return {"rps": n / wall, "submit": submits, "latency": done, "health": health, "status": status,
+                "cpu": parts, "batches": sizes}  # fmt: skip
     finally:
         stack.stop()
 
 
+def report(name: str, label: str, ours: dict, peer: dict) -> None:
+    ratio = ours["rps"] / peer["rps"]
+    sizes = ours["batches"] or [0]
+    print(f"-- {name} model, {label} --")
+    print(f"tingxie submit->done : {ours['rps']:6.1f} jobs/s  {summary(ours['latency'])}")
+    print(f"tingxie submit       : {summary(ours['submit'])}")
+    print(f"tingxie /healthz     : {summary(ours['health'])}")
+    print(f"tingxie GET job      : {summary(ours['status'])}")
+    print(f"batches: {len(ours['batches'])} model rounds, transcriptions per round median {statistics.median(sizes):.0f} "
+          f"mean {statistics.mean(sizes):.1f} max {max(sizes)}")  # fmt: skip
+    c = ours["cpu"]
+    print(f"CPU per job (ms): web {c['web']:.1f}  broker {c['broker']:.1f}  worker {c['worker']:.1f}  "
+          f"model {c['model']:.1f}  = {sum(c.values()):.1f}   (peer: {peer['cpu_ms']:.1f} per request)")  # fmt: skip
+    target = TARGET[name]
+    print(f"TARGET [{name}, {label}] throughput ratio vs peer: {ratio:.2f} (>= {target:.2f} -> "
+          f"{'MET' if ratio >= target else 'MISSED'})")  # fmt: skip
+    p95 = pct(ours["submit"], 95)
+    print(f"TARGET [{name}, {label}] submit p95: {p95:.1f} ms (<= 50 -> {'MET' if p95 <= 50 else 'MISSED'})")
+    print(f"TARGET [{name}, {label}] health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs "
+          f"{pct(peer['health'], 95):.1f} ms; GET job p95 {pct(ours['status'], 95):.1f} ms")  # fmt: skip
+
+
 def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--models", default="tiny,full")
+    parser.add_argument("--clients", type=int, default=20)
+    parser.add_argument("--per-client", type=int, default=5)
+    parser.add_argument("--full-per-client", type=int, default=3, help="requests per client with the full-size model")
+    args = parser.parse_args()
     clip = fixture_speech(CLIP_S)
-    print(f"== {CLIENTS} concurrent clients x {PER_CLIENT} requests, {CLIP_S} s clip, same 2 cores ==")
-    peer = bench_peer(clip)
-    print(f"peer funasr-server      : {peer['rps']:6.1f} req/s   latency {summary(peer['latency'])}")
-    print(f"peer /health under load : {summary(peer['health'])}")
-    for broker, postgres, openai in (("orm", False, False), ("orm", False, True), ("redis", True, False)):
-        database = FreshPostgres() if postgres else None
-        try:
-            db = database.url if database else None
-            ours = bench_ours(clip, broker, db, openai=openai)
-        finally:
-            if database:
-                database.drop()
-        label = f"{broker}+{'postgres' if db else 'sqlite'}" + (", OpenAI endpoint (1 request/job)" if openai else "")
-        print(f"-- {label} --")
-        print(f"tingxie [{broker:5}]        : {ours['rps']:6.1f} jobs/s  submit->done {summary(ours['latency'])}")
-        if ours["submit"]:
-            print(f"tingxie [{broker:5}] submit : {summary(ours['submit'])}")
-        print(f"tingxie [{broker:5}] /healthz under load : {summary(ours['health'])}")
-        print(f"tingxie [{broker:5}] GET job under load  : {summary(ours['status'])}")
-        ratio = ours["rps"] / peer["rps"]
-        print(
-            f"TARGET [{broker}] throughput ratio vs peer: {ratio:.2f} (>= 1.00 -> {'MET' if ratio >= 1 else 'MISSED'})"
-        )
-        if ours["submit"]:
-            p95 = pct(ours["submit"], 95)
-            print(f"TARGET [{broker}] submit p95: {p95:.1f} ms (<= 50 -> {'MET' if p95 <= 50 else 'MISSED'})")
-        print(
-            f"TARGET [{broker}] health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs {pct(peer['health'], 95):.1f} ms"
-        )
+    for name in args.models.split(","):
+        model = model_dir(name)
+        per_client = args.full_per_client if name == "full" else args.per_client
+        print(f"\n== {name} model: {args.clients} concurrent clients x {per_client} requests, {CLIP_S} s clip, "
+              "same cores ==", flush=True)  # fmt: skip
+        peer = bench_peer(clip, model, args.clients, per_client)
+        print(f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}")
+        print(f"peer /health         : {summary(peer['health'])}", flush=True)
+        for label, broker, postgres, asr_env in CONFIGS[name]:
+            database = FreshPostgres() if postgres else None
+            try:
+                ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, args.clients,
+                                  per_client)  # fmt: skip
+            finally:
+                if database:
+                    database.drop()
+            report(name, label, ours, peer)
 
 
 if __name__ == "__main__":

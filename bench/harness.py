@@ -117,6 +117,8 @@ class Stack:
         database_url: str | None = None,
         log_level: str = "WARNING",
         asr: bool = True,
+        model: Path | str = FIXTURE_MODEL,
+        asr_env: dict | None = None,
     ):
         self.tmp = tempfile.TemporaryDirectory(prefix="tingxie-bench-")
         self.port = free_port("BENCH_PORT")
@@ -128,7 +130,7 @@ class Stack:
             "DJANGO_DEBUG": "0",
             "DATABASE_URL": database_url or f"sqlite:///{self.tmp.name}/bench.sqlite3",
             "MEDIA_ROOT": f"{self.tmp.name}/media",
-            "ASR_MODEL": str(FIXTURE_MODEL),
+            "ASR_MODEL": str(model),
             "ASR_WORKERS": str(asr_workers),
             "Q_BROKER": broker,
             "REDIS_URL": REDIS_URL,
@@ -149,7 +151,7 @@ class Stack:
                             "--port", str(self.port), "--lifespan", "off", "--no-access-log",
                             "--timeout-graceful-shutdown", "2"])  # fmt: skip
         if asr:
-            self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr"})
+            self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr", **(asr_env or {})})
         self._wait_healthy()
 
     def _manage(self, *args: str) -> str:
@@ -171,7 +173,7 @@ class Stack:
             )  # fmt: skip
         )
 
-    def _wait_healthy(self, timeout: float = 60) -> None:
+    def _wait_healthy(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             try:
@@ -210,6 +212,10 @@ class Stack:
             body = self.wait(s, job["id"], interval=0.05, timeout=180)
             if body["status"] != "succeeded":
                 raise RuntimeError(f"warm-up job failed: {body['error']}")
+
+    def log_of(self, name: str) -> str:
+        path = Path(self.tmp.name) / f"{name}.log"
+        return path.read_text(errors="replace") if path.exists() else ""
 
     def worker_log(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in self.logs)
@@ -266,17 +272,17 @@ class FreshPostgres:
 class Peer:
     """funasr's own `funasr-server` (FastAPI, one request at a time) with the same model."""
 
-    def __init__(self):
+    def __init__(self, model: Path | str = FIXTURE_MODEL):
         self.port = free_port("BENCH_PEER_PORT")
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = tempfile.NamedTemporaryFile(prefix="peer-", suffix=".log", delete=False)  # noqa: SIM115
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "MODELSCOPE_OFFLINE": "1"}
         self.proc = subprocess.Popen(
             [str(ROOT / ".venv/bin/funasr-server"), "--host", "127.0.0.1", "--port", str(self.port), "--device", "cpu",
-             "--model-path", str(FIXTURE_MODEL)],
+             "--model-path", str(model)],
             stdout=self.log, stderr=subprocess.STDOUT, start_new_session=True, env=env,
         )  # fmt: skip
-        deadline = time.monotonic() + 120
+        deadline = time.monotonic() + 300  # a full-size model loads in about a minute on a busy box
         while time.monotonic() < deadline:
             try:
                 if requests.get(f"{self.url}/health", timeout=1).status_code == 200:
@@ -285,6 +291,10 @@ class Peer:
                 pass
             time.sleep(0.3)
         raise RuntimeError("funasr-server did not start: " + Path(self.log.name).read_text()[-2000:])
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
 
     def transcribe(self, session: requests.Session, audio: bytes) -> float:
         t0 = time.perf_counter()

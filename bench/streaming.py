@@ -105,7 +105,8 @@ async def run_clients(url: str, n: int, pcm: bytes, ends: list[float]) -> list[d
 def one_run(url: str, pid: int, n: int, pcm: bytes, ends: list[float]) -> dict:
     cpu0, wall0 = cpu_seconds(pid), time.monotonic()
     results = asyncio.run(run_clients(url, n, pcm, ends))
-    cores = (cpu_seconds(pid) - cpu0) / (time.monotonic() - wall0)
+    cpu = cpu_seconds(pid) - cpu0
+    cores = cpu / (time.monotonic() - wall0)
     firsts = [r["first"] * 1000 for r in results if "first" in r]
     e2f = [v for r in results for v in r.get("end_to_final", [])]
     errors = [e for r in results for e in r["errors"]]
@@ -119,6 +120,8 @@ def one_run(url: str, pid: int, n: int, pcm: bytes, ends: list[float]) -> dict:
         "final_p95": pct(e2f, 95) if e2f else float("nan"),
         "finals": sum(r.get("finals", 0) for r in results),
         "cores": cores,
+        # CPU seconds per second of audio streamed: the cores one real-time stream needs, however busy the box
+        "per_stream": cpu / (n * len(pcm) / (2 * SR)),
         "sample_error": errors[0] if errors else "",
     }
 
@@ -128,7 +131,7 @@ def show(row: dict) -> None:
         f"{row['clients']:4d} clients: errors {row['errors']:3d} (1013: {row['refused_1013']})  "
         f"first partial p50/p95 {row['first_p50']:6.0f}/{row['first_p95']:6.0f} ms  "
         f"end of speech -> final p50/p95 {row['final_p50']:6.0f}/{row['final_p95']:6.0f} ms  "
-        f"finals {row['finals']}  server CPU {row['cores']:.2f} cores ({row['cores'] / row['clients']:.3f}/stream)",
+        f"finals {row['finals']}  server CPU {row['cores']:.2f} cores, {row['per_stream']:.3f} core per real-time stream",
         flush=True,
     )
     if row["sample_error"]:
@@ -145,6 +148,7 @@ def main() -> int:
     audio, ends = clip()
     pcm = (np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes()
     print(f"clip {audio.shape[0] / SR:.1f} s, speech ends at {', '.join(f'{e:.2f}' for e in ends)} s")
+    print(f"load average before the run: {os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs (others' work delays ours)")
     with tempfile.TemporaryDirectory(prefix="tingxie-bench-stream-") as tmp:
         env = {
             **os.environ,

@@ -1,7 +1,8 @@
 """Money writes. Each change of balance is one ledger entry written with the account row locked.
 
 Callers that already hold a transaction (job creation, job finalize) call these inside it;
-each function opens its own atomic block too, so it is safe on its own.
+each function opens its own atomic block too, so it is safe on its own. The hold functions open theirs without a
+savepoint (two round trips fewer per call): an error in them rolls back the caller's whole transaction.
 """
 
 from __future__ import annotations
@@ -80,7 +81,7 @@ def tokens_grant(
 def hold_place(*, tenant_id: int, reference, tokens: int, on: str = "transcription") -> LedgerEntry:
     """Move `tokens` from available to held for `reference` (the id of a transcription, or of what `on` names);
     402 if the balance is short."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
             raise InsufficientBalance(
@@ -99,7 +100,7 @@ def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcript
     """
     if tokens <= 0:
         raise InvalidRequest("A hold extension must be a positive number of tokens.")
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         account = account_lock(tenant_id=tenant_id)
         if account.available < tokens:
             raise InsufficientBalance(
@@ -126,7 +127,7 @@ def hold_settle(
 
     Returns the billed tokens. The unique (transcription, kind) constraint make a second settle fail.
     """
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         account = account_lock(tenant_id=tenant_id)
         billed = min(tokens, held)
         debit = None
@@ -142,7 +143,7 @@ def hold_settle(
 
 def hold_release(*, tenant_id: int, reference, held: int, on: str = "transcription") -> LedgerEntry | None:
     """Give a failed or canceled transcription's whole hold back. Call with its row locked."""
-    with transaction.atomic():
+    with transaction.atomic(savepoint=False):
         done = LedgerEntry.objects.filter(**_on(on, reference), kind__in=[Kind.RELEASE, Kind.DEBIT]).exists()
         if held <= 0 or done:
             return None

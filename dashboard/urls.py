@@ -4,6 +4,7 @@ from django.views.generic import RedirectView
 from dashboard.views import (
     account,
     billing,
+    developers,
     hotwords,
     keys,
     live,
@@ -61,6 +62,12 @@ urlpatterns = [
     path("app/live/", live.live, name="live"),
     path("app/keys/", keys.key_list, name="keys"),
     path("app/keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),
+    path("app/developers/", developers.developers, name="developers"),
+    path(
+        "app/developers/webhook-secret/rotate/",
+        developers.webhook_secret_rotate_view,
+        name="webhook_secret_rotate",
+    ),
     path("app/hotwords/", hotwords.hotword_lists, name="hotwords"),
     path("app/hotwords/<str:list_id>/", hotwords.hotword_list_edit, name="hotword_edit"),
     path("app/hotwords/<str:list_id>/delete/", hotwords.hotword_list_remove, name="hotword_delete"),

@@ -96,6 +96,73 @@ def is_api_path(path: str) -> bool:
     return path.startswith(API_PATH_PREFIXES)
 
 
+# --- the OpenAI-compatible surface (/v1/) answers errors in OpenAI's shape --------------------------------
+OPENAI_PATH_PREFIX = "/v1/"
+# Where OpenAI has its own code for the same condition, clients test for that one.
+_OPENAI_CODES = {"rate_limited": "rate_limit_exceeded", "insufficient_balance": "insufficient_quota"}
+
+
+def _openai_type(status_code: int, code: str) -> str:
+    if code == "insufficient_balance":
+        return "insufficient_quota"
+    if status_code == 429:
+        return "requests"
+    if status_code >= 500:
+        return "server_error"
+    if status_code == 403:
+        return "permission_error"
+    return "invalid_request_error"
+
+
+def _first_field_error(fields: Any, prefix: str = "") -> tuple[str | None, str] | None:
+    """(param, message) of the first field error in a DRF ValidationError's detail."""
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            name = None if key == "non_field_errors" else f"{prefix}{key}"
+            found = _first_field_error(value, f"{name}." if name else prefix)
+            if found:
+                return found[0] if found[0] is not None else name, found[1]
+        return None
+    if isinstance(fields, list):
+        for item in fields:
+            found = _first_field_error(item, prefix)
+            if found:
+                return found
+        return None
+    return (prefix.rstrip(".") or None), str(fields)
+
+
+def openai_error_body(body: dict[str, Any], status_code: int) -> dict[str, Any]:
+    """An error body in OpenAI's shape: {"error": {"message", "type", "param", "code", ...our extras}}.
+
+    The official SDKs fill `e.message`, `e.type`, `e.param` and `e.code` from it; a field error names the
+    field in `param`, not in the message.
+    """
+    error = dict(body.get("error") or {})
+    code = str(error.pop("code", "") or "")
+    message = str(error.pop("message", "") or "")
+    param = error.pop("param", None)
+    fields = error.pop("fields", None)
+    if fields is not None:
+        first = _first_field_error(fields)
+        if first is not None:
+            param, message = first[0] if param is None else param, first[1]
+    return {
+        "error": {
+            "message": message,
+            "type": _openai_type(status_code, code),
+            "param": param,
+            "code": _OPENAI_CODES.get(code, code) or None,
+            **error,
+        }
+    }
+
+
+def shaped_error(path: str, body: dict[str, Any], status_code: int) -> dict[str, Any]:
+    """The error body as the path's clients expect it (OpenAI's shape under /v1/, ours elsewhere)."""
+    return openai_error_body(body, status_code) if path.startswith(OPENAI_PATH_PREFIX) else body
+
+
 def unhandled_error(exc: BaseException | None) -> tuple[int, dict[str, Any], dict[str, str]]:
     """(status, body, headers) for an exception nothing else mapped: 503 for a database outage, else 500.
 
@@ -157,7 +224,15 @@ _DRF_CODES = {
 
 
 def api_exception_handler(exc: Exception, context: dict) -> Response | None:
-    """DRF EXCEPTION_HANDLER: every error leaves in the documented shape."""
+    """DRF EXCEPTION_HANDLER: every error leaves in the documented shape (OpenAI's under /v1/)."""
+    response = _api_exception_response(exc, context)
+    request = context.get("request")
+    if response is not None and request is not None and isinstance(response.data, dict):
+        response.data = shaped_error(request.path, response.data, response.status_code)
+    return response
+
+
+def _api_exception_response(exc: Exception, context: dict) -> Response | None:
     if isinstance(exc, DomainError):
         return Response(error_body(exc.code, exc.message, **exc.extra), status=exc.status_code, headers=exc.headers)
     if isinstance(exc, RequestDataTooBig):

@@ -17,7 +17,7 @@ from django.http import Http404, JsonResponse
 from whitenoise.middleware import WhiteNoiseMiddleware as SyncWhiteNoiseMiddleware
 
 from dashboard.middleware import UserTimezoneMiddleware as SyncUserTimezoneMiddleware
-from portal.errors import DomainError, error_body, is_api_path, log_unhandled, unhandled_error
+from portal.errors import DomainError, error_body, is_api_path, log_unhandled, shaped_error, unhandled_error
 from portal.logs import tenant_var
 from portal.request_id import request_id_from, request_id_var
 
@@ -116,13 +116,17 @@ class RequestIdMiddleware:
             return None
         if isinstance(exception, DomainError):
             return JsonResponse(
-                error_body(exception.code, exception.message, **exception.extra),
+                shaped_error(
+                    request.path,
+                    error_body(exception.code, exception.message, **exception.extra),
+                    exception.status_code,
+                ),
                 status=exception.status_code,
                 headers=exception.headers,
             )
         status_code, body, headers = unhandled_error(exception)
         log_unhandled(request, exception, status_code)
-        response = JsonResponse(body, status=status_code, headers=headers)
+        response = JsonResponse(shaped_error(request.path, body, status_code), status=status_code, headers=headers)
         response._has_been_logged = True  # logged above with the traceback
         return response
 

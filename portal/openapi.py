@@ -76,8 +76,48 @@ def _statuses(path: str, method: str, operation: dict) -> list[str]:
     return sorted(set(codes))
 
 
+def _integer_header(description: str) -> dict:
+    return {"schema": {"type": "integer"}, "description": description}
+
+
+# Every response of an operation called with an API key (TenantApi's throttles).
+RATE_LIMIT_HEADERS = {
+    "RateLimit-Limit": _integer_header("Requests allowed per window for this API key (submit or read rate)."),
+    "RateLimit-Remaining": _integer_header("Requests left in the current window."),
+    "RateLimit-Reset": _integer_header("Seconds until a request is free again in the window."),
+    "x-ratelimit-remaining-requests": _integer_header("The same count under OpenAI's name."),
+}
+REPLAYED_HEADER = {
+    "Idempotent-Replayed": {
+        "schema": {"type": "string", "enum": ["true"]},
+        "description": "Present when the answer is an earlier request's job (same Idempotency-Key; on "
+        "/v1/audio/transcriptions also an identical request whose job is still running, or an SDK retry).",
+    }
+}
+NO_RETRY_HEADER = {
+    "x-should-retry": {
+        "schema": {"type": "string", "enum": ["false"]},
+        "description": "The job continues: the OpenAI SDKs do not retry (which would only attach to it).",
+    }
+}
+
+
+def _document_headers(path: str, method: str, operation: dict) -> None:
+    responses = operation.get("responses", {})
+    if operation.get("security") and any("ApiKeyAuth" in s for s in operation["security"]):
+        for response in responses.values():
+            response.setdefault("headers", {}).update(RATE_LIMIT_HEADERS)
+    if method == "post" and path in ("/api/v1/transcriptions", "/v1/audio/transcriptions"):
+        for code in ("200", "202"):
+            if code in responses:
+                responses[code].setdefault("headers", {}).update(REPLAYED_HEADER)
+    if "504" in responses and path == "/v1/audio/transcriptions":
+        responses["504"].setdefault("headers", {}).update(NO_RETRY_HEADER)
+
+
 def error_responses(result: dict, generator, request, public) -> dict:
-    """drf-spectacular POSTPROCESSING_HOOK: document the error shape and statuses on every API operation."""
+    """drf-spectacular POSTPROCESSING_HOOK: document the error shape and statuses on every API operation, and
+    the rate-limit and replay headers."""
     result.setdefault("components", {}).setdefault("schemas", {})["Error"] = ERROR_SCHEMA
     ref = {"application/json": {"schema": {"$ref": "#/components/schemas/Error"}}}
     for path, operations in result.get("paths", {}).items():
@@ -85,6 +125,7 @@ def error_responses(result: dict, generator, request, public) -> dict:
             responses = operation.setdefault("responses", {})
             for code in _statuses(path, method, operation):
                 responses.setdefault(code, {"description": DESCRIPTIONS[code], "content": ref})
+            _document_headers(path, method, operation)
     return result
 
 

@@ -8,7 +8,7 @@ from django.http import HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views import defaults
 
-from portal.errors import error_body, is_api_path, unhandled_error
+from portal.errors import error_body, is_api_path, shaped_error, unhandled_error
 
 logger = logging.getLogger(__name__)
 
@@ -55,7 +55,7 @@ def metrics(request):
 
 def not_found(request, exception=None):
     if is_api_path(request.path):
-        return JsonResponse(error_body("not_found", "No such resource."), status=404)
+        return JsonResponse(shaped_error(request.path, error_body("not_found", "No such resource."), 404), status=404)
     return render(request, "404.html", status=404)
 
 
@@ -66,5 +66,5 @@ def server_error(request):
     exception in its thread), so sys.exception() is the error a middleware raised."""
     if is_api_path(request.path):
         status_code, body, headers = unhandled_error(sys.exception())
-        return JsonResponse(body, status=status_code, headers=headers)
+        return JsonResponse(shaped_error(request.path, body, status_code), status=status_code, headers=headers)
     return defaults.server_error(request)

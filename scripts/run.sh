@@ -66,10 +66,15 @@ trap 'shutdown INT; exit 130' INT
 trap 'shutdown TERM; exit 143' TERM
 trap 'shutdown EXIT' EXIT
 
-# Prometheus multiprocess files of this machine's processes: a fresh set per start (counters restart at 0).
+# Prometheus multiprocess files (<kind>_<pid>.db): those of processes no longer running are dropped at
+# start, so the counters of a previous run do not add up forever (a live process's files stay).
 export PROMETHEUS_MULTIPROC_DIR="${PROMETHEUS_MULTIPROC_DIR:-$PWD/var/metrics}"
 mkdir -p "$PROMETHEUS_MULTIPROC_DIR"
-find "$PROMETHEUS_MULTIPROC_DIR" -maxdepth 1 -name '*.db' -delete
+for f in "$PROMETHEUS_MULTIPROC_DIR"/*_*.db; do
+  [[ -e $f ]] || continue
+  pid=${f##*_}
+  kill -0 "${pid%.db}" 2>/dev/null || rm -f "$f"
+done
 
 # No lifespan protocol in Django; open long-polls get 3 s to end once a stop begins.
 # Django logs each request (with its id and duration): uvicorn's access log would repeat it.
@@ -80,7 +85,8 @@ $PY manage.py qcluster &
 pids+=($!)
 Q_CLUSTER_NAME=asr $PY manage.py qcluster &
 pids+=($!)
-$PY manage.py stream &
+# Niced: on one machine the web tier and the ASR worker start first; streams still get the CPU the others leave.
+nice -n 10 $PY manage.py stream &
 pids+=($!)
 echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}), live streams on" \
   "ws://127.0.0.1:${STREAM_PORT:-10095}; Ctrl-C stops."

@@ -11,6 +11,11 @@ def _webhook_secret() -> str:
     return "whsec_" + secrets.token_urlsafe(32)
 
 
+def webhook_secret_new() -> str:
+    """A fresh signing secret for a tenant's webhooks."""
+    return _webhook_secret()
+
+
 class Tenant(models.Model):
     slug = models.SlugField(max_length=64, unique=True)
     name = models.CharField(max_length=200)
@@ -44,7 +49,8 @@ class Membership(models.Model):
 
 
 class ApiKeyManager(BaseAPIKeyManager):
-    pass
+    def get_usable_keys(self):
+        return super().get_usable_keys().select_related("tenant")  # the tenant comes with the key: one query
 
 
 class ApiKey(AbstractAPIKey):

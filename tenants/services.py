@@ -48,6 +48,15 @@ def api_key_create(
     return key, raw
 
 
+def webhook_secret_rotate(*, tenant: Tenant) -> str:
+    """A new webhook signing secret for the tenant; webhooks sent from now on are signed with it."""
+    from tenants.models import webhook_secret_new
+
+    tenant.webhook_secret = webhook_secret_new()
+    tenant.save(update_fields=["webhook_secret"])
+    return tenant.webhook_secret
+
+
 def api_key_revoke(*, key: ApiKey) -> ApiKey:
     if not key.revoked:
         key.revoked = True

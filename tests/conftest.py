@@ -80,6 +80,16 @@ def assert_ledger_consistent(tenant) -> None:
     )
     open_holds += sum(StreamSession.objects.filter(tenant=tenant).values_list("held_tokens", flat=True))
     assert account.held == open_holds
+    assert_books_balance()
+
+
+def assert_books_balance(*, job_rows: bool = True) -> None:
+    """`manage.py ledger_verify`'s checks over the whole test database: no drift anywhere. Billing tests that
+    move money for hand-made transcription rows (no job lifecycle) skip the job-row check (`job_rows=False`)."""
+    from billing.verify import ledger_verify
+
+    report = ledger_verify(registered=job_rows)
+    assert report.problems == [], report.problems[:20]
 
 
 def require_postgresql() -> None:

@@ -155,6 +155,13 @@ def test_every_operation_answers_what_the_schema_documents(
         == 400
     )
 
+    assert call("get", "/api/v1/webhook-secret").status_code == 200
+    assert call("post", "/api/v1/webhook-secret/rotate").status_code == 200
+    assert call("get", "/v1/models").status_code == 200
+    assert call("get", "/v1/models/whisper-1").status_code == 200
+    assert call("get", "/v1/models/nope").status_code == 404
+    translation = {"file": SimpleUploadedFile("a.wav", tone_wav(1.0), content_type="audio/wav"), "model": "whisper-1"}
+    assert call("post", "/v1/audio/translations", data=translation, format="multipart").status_code == 400
     _speaker_calls(call, other_client, settings)
 
     missing = {(m, p) for p, ops in contract.spec["paths"].items() for m in ops} - contract.seen

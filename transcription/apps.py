@@ -15,10 +15,13 @@ class TranscriptionConfig(AppConfig):
 
     def ready(self) -> None:
         from billing.statements import usage_source_register
+        from billing.verify import drift_check_register
         from transcription import checks  # noqa: F401  (registers system checks)
         from transcription.selectors import transcription_statement_lines
+        from transcription.verify import transcription_ledger_drift
 
         usage_source_register(transcription_statement_lines)
+        drift_check_register("transcription rows", transcription_ledger_drift)
         # Not made here: importing the app writes nothing (production); the first request makes it.
         request_started.connect(_upload_temp_dir_ensure, dispatch_uid="transcription-upload-temp-dir")
 

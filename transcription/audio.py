@@ -125,6 +125,8 @@ def _open(source: AudioSource) -> tuple[av.container.InputContainer, av.audio.st
 def probe(path: AudioSource) -> Probe:
     """Check an upload without decoding it: the duration is the length of the demuxed packets.
 
+    `path` may be an open file (an upload Django holds in memory): nothing is copied to disk to probe it.
+
     Raises UnsupportedAudio for anything that is not usable audio and AudioTooLong when the packets add
     up to more than settings.MAX_AUDIO_SECONDS (the scan stops as soon as the limit is passed).
     """

@@ -91,8 +91,9 @@ class Transcription(models.Model):
     token_rule = models.CharField(max_length=8, blank=True, default="")
 
     # Webhook delivery
-    webhook_status = models.CharField(max_length=16, blank=True, default="")
+    webhook_status = models.CharField(max_length=16, blank=True, default="")  # "" until the first attempt
     webhook_attempts = models.PositiveIntegerField(default=0)
+    webhook_error = models.CharField(max_length=500, blank=True, default="")  # why the last attempt failed
 
     class Meta:
         ordering = ["-created_at"]

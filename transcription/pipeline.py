@@ -1,13 +1,16 @@
 """The one recognition path: VAD, windows cut only in silence, the engine on each window, the language vote.
 
 Files are decoded in chunks (bounded memory); arrays (tests, benches, streams) go through the same windowing.
+Recognition runs as steps, a generator per recording that yields its windows and is sent their results, so the
+ASR worker can recognize the windows of several recordings in one model call (services.batching); drive() runs
+the steps with an engine alone.
 """
 
 from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Generator
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +18,7 @@ import numpy as np
 from transcription.audio import AudioSource, decode_stream
 from transcription.constants import SAMPLE_RATE
 from transcription.diarize import SpeakerTrack
-from transcription.engines.base import BaseEngine, Segment, TranscribeOptions, join_texts
+from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions, Window, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
 
 # A window ends only in a pause at least this long: engines merge speech closer than that (FunASR: 0.5 s),
@@ -46,6 +49,10 @@ class PipelineResult:
     windows: int = 0  # engine calls made
     warnings: tuple[str, ...] = ()  # from the engine, e.g. hotwords a model cannot use
     speaker_ms: int = 0  # speaker embeddings and clustering (diarize / voiceprints)
+
+
+# Recognition as steps: yields each Window, is sent its EngineResult, returns the PipelineResult.
+Steps = Generator[Window, EngineResult, "PipelineResult"]
 
 
 def _align_down(n: int) -> int:
@@ -88,31 +95,27 @@ class _Windows:
     def __init__(
         self,
         *,
-        engine: BaseEngine,
+        name: str,
         options: TranscribeOptions,
         report: Callable[[float], None],
+        recognized: Callable[[tuple[Segment, ...]], None] | None = None,
         speakers: SpeakerTrack | None = None,
     ) -> None:
-        self.engine, self.options, self.report = engine, options, report
+        self.options, self.report, self.recognized = options, report, recognized
         self.speakers = speakers  # sees the same windows and regions as the engine (embeddings only are kept)
         self.vad_ns = self.asr_ms = self.windows = 0
         self.speech_s = 0.0
         self.segments: list[Segment] = []
         self.warnings: dict[str, None] = {}
-        self.model = engine.name
+        self.model = name
         self.carry = np.zeros(0, dtype=np.float32)
         self.base = 0  # where `carry` starts on the original timeline, in samples
 
-    def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> None:
+    def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> Steps:
+        """Yield the window to whoever drives the steps (the engine, or the worker's batch) and take its result."""
         if regions is not None and not regions:
             return
-        result = self.engine.transcribe_regions(
-            window,
-            regions=regions,
-            options=self.options,
-            offset_s=base / SAMPLE_RATE,
-            progress=lambda f: self.report((base + f * window.shape[0]) / SAMPLE_RATE),
-        )
+        result = yield Window(audio=window, regions=regions, options=self.options, offset_s=base / SAMPLE_RATE)
         self.windows += 1
         self.asr_ms += result.asr_ms
         self.speech_s += result.speech_s
@@ -121,6 +124,9 @@ class _Windows:
         self.warnings.update(dict.fromkeys(result.warnings))
         if self.speakers is not None:
             self.speakers.feed(window, regions, base)
+        if self.recognized is not None and result.segments:
+            self.recognized(tuple(result.segments))
+        self.report((base + window.shape[0]) / SAMPLE_RATE)
 
     def _find_speech(self, window: np.ndarray) -> list[tuple[int, int]]:
         started = time.perf_counter_ns()
@@ -128,9 +134,9 @@ class _Windows:
         self.vad_ns += time.perf_counter_ns() - started
         return found
 
-    def feed(self, chunk: np.ndarray) -> None:
+    def feed(self, chunk: np.ndarray) -> Steps:
         if not self.options.vad:
-            self._recognize(chunk, None, self.base)
+            yield from self._recognize(chunk, None, self.base)
             self.base += chunk.shape[0]
         else:
             buffer = np.concatenate([self.carry, chunk]) if self.carry.shape[0] else chunk
@@ -139,16 +145,16 @@ class _Windows:
             regions = self._find_speech(buffer)
             cut = choose_cut(regions, buffer.shape[0])
             if cut:
-                self._recognize(buffer[:cut], [(s, min(e, cut)) for s, e in regions if s < cut], self.base)
+                yield from self._recognize(buffer[:cut], [(s, min(e, cut)) for s, e in regions if s < cut], self.base)
                 self.carry = buffer[cut:].copy()  # a copy, so the rest of the buffer is freed now
                 self.base += cut
             else:
                 self.carry = buffer
         self.report(self.base / SAMPLE_RATE)
 
-    def finish(self) -> None:
+    def finish(self) -> Steps:
         if self.carry.shape[0]:
-            self._recognize(self.carry, self._find_speech(self.carry), self.base)
+            yield from self._recognize(self.carry, self._find_speech(self.carry), self.base)
             self.carry = np.zeros(0, dtype=np.float32)
 
     def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
@@ -197,38 +203,65 @@ def _reporter(progress: Callable[[float], None] | None, expected: Callable[[], f
     return report
 
 
-def recognize_file(
+def drive(steps: Steps, engine: BaseEngine) -> PipelineResult:
+    """Run recognition steps with the engine alone, one window at a time."""
+    try:
+        window = next(steps)
+        while True:
+            try:
+                result = engine.transcribe_regions(
+                    window.audio, regions=window.regions, options=window.options, offset_s=window.offset_s
+                )
+            except BaseException:
+                steps.close()  # the decoder's file is closed now, not at garbage collection
+                raise
+            window = None  # the window's samples are freed before the next chunk is decoded
+            window = steps.send(result)
+    except StopIteration as done:
+        return done.value
+
+
+def recognize_file(path: AudioSource, *, engine: BaseEngine, **kwargs) -> PipelineResult:
+    """recognize_file_steps() run with the engine alone (one window at a time)."""
+    return drive(recognize_file_steps(path, engine_name=engine.name, **kwargs), engine)
+
+
+def recognize_file_steps(
     path: AudioSource,
     *,
-    engine: BaseEngine,
+    engine_name: str,
     options: TranscribeOptions,
     progress: Callable[[float], None] | None = None,
     max_seconds: float,
     expected_s: float | None = None,
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
+    recognized: Callable[[tuple[Segment, ...]], None] | None = None,
     speakers: SpeakerTrack | None = None,
-) -> PipelineResult:
+) -> Steps:
     """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
-    of its samples.
+    of its samples: a generator that yields each window (engines.base.Window) and takes back its
+    EngineResult, so a worker can batch windows of several files (drive() runs it with an engine alone).
 
     Chunks of `chunk_seconds` are decoded one at a time; speech running past a chunk's end is carried into
     the next one (see choose_cut), and each window goes to engine.transcribe_regions with its offset, so
-    segments are on the original timeline. `speakers` (diarization, voiceprints) embeds each window's speech
-    as it goes and labels the segments at the end. `progress` gets 0..1 by seconds done over `expected_s` (the
+    segments are on the original timeline. `progress` gets 0..1 by seconds done over `expected_s` (the
     probed duration; else the header's hint), monotonic, 1.0 at the end, and at least once per chunk
     (it doubles as the job's heartbeat and may raise to abort). Decode errors are decode_stream()'s:
     UnsupportedAudio, AudioTooLong (as soon as the cap is passed), FileNotFoundError.
 
     `admit` gets the seconds decoded so far after each chunk is decoded and before any of it is recognized
     (the job's hold must cover them: headers can understate the length); it raises to stop the job.
+    `recognized` gets each window's segments as soon as the window is recognized (before its progress call),
+    so that a streamed answer can show them while the rest of the file is still being transcribed.
     """
     decode_ns = 0
     with decode_stream(path, max_seconds=max_seconds, chunk_seconds=chunk_seconds) as stream:
         windows = _Windows(
-            engine=engine,
+            name=engine_name,
             options=options,
             report=_reporter(progress, lambda: expected_s or stream.hint_s),
+            recognized=recognized,
             speakers=speakers,
         )
         chunks = iter(stream)
@@ -240,9 +273,9 @@ def recognize_file(
                 break
             if admit is not None:
                 admit(stream.duration_s)
-            windows.feed(chunk)
+            yield from windows.feed(chunk)
             del chunk
-        windows.finish()
+        yield from windows.finish()
         duration_s, truncated = stream.duration_s, stream.truncated
     if progress is not None:
         progress(1.0)
@@ -259,14 +292,18 @@ def recognize_samples(
     speakers: SpeakerTrack | None = None,
 ) -> PipelineResult:
     """recognize_file() for audio already in memory (16 kHz mono float32): the same VAD, windows and vote."""
+    return drive(_samples_steps(samples, engine.name, options, progress, chunk_seconds, speakers), engine)
+
+
+def _samples_steps(samples, engine_name, options, progress, chunk_seconds, speakers=None) -> Steps:
     samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     total_s = samples.shape[0] / SAMPLE_RATE
     report = _reporter(progress, lambda: total_s)
-    windows = _Windows(engine=engine, options=options, report=report, speakers=speakers)
+    windows = _Windows(name=engine_name, options=options, report=report, speakers=speakers)
     step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
     for start in range(0, samples.shape[0], step):
-        windows.feed(samples[start : start + step])
-    windows.finish()
+        yield from windows.feed(samples[start : start + step])
+    yield from windows.finish()
     if progress is not None:
         progress(1.0)
     return windows.result(duration_s=total_s, truncated=False, decode_ns=0)

@@ -45,6 +45,16 @@ class TimingsSerializer(serializers.Serializer):
     asr = serializers.IntegerField(allow_null=True)
 
 
+class WebhookDeliverySerializer(serializers.Serializer):
+    status = serializers.ChoiceField(
+        choices=["pending", "retrying", "delivered", "failed", "blocked"],
+        help_text="pending: not attempted yet; retrying: an attempt failed, another is scheduled; failed: "
+        "no attempt left; blocked: the URL was refused (e.g. it resolves to a private address).",
+    )
+    attempts = serializers.IntegerField()
+    error = serializers.CharField(allow_null=True, help_text="Why the last attempt failed or was refused.")
+
+
 class TranscriptionSerializer(serializers.Serializer):
     """A transcription as the API returns it (read-only)."""
 
@@ -70,6 +80,7 @@ class TranscriptionSerializer(serializers.Serializer):
     finished_at = serializers.DateTimeField(allow_null=True)
     timings_ms = serializers.SerializerMethodField()
     webhook_url = serializers.SerializerMethodField()
+    webhook = serializers.SerializerMethodField()
     audio_expired_at = serializers.DateTimeField(
         allow_null=True, help_text="When the tenant's retention setting deleted the audio (null: not deleted)."
     )
@@ -118,6 +129,17 @@ class TranscriptionSerializer(serializers.Serializer):
     @extend_schema_field(serializers.URLField(allow_null=True))
     def get_webhook_url(self, obj):
         return obj.webhook_url or None
+
+    @extend_schema_field(WebhookDeliverySerializer(allow_null=True))
+    def get_webhook(self, obj):
+        """The delivery of the webhook (null without a webhook_url)."""
+        if not obj.webhook_url:
+            return None
+        return {
+            "status": obj.webhook_status or "pending",
+            "attempts": obj.webhook_attempts,
+            "error": obj.webhook_error or None,
+        }
 
 
 def transcription_representation(transcription: Transcription) -> dict:

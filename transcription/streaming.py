@@ -36,17 +36,52 @@ class StreamSettings:
     encoder_look_back: int = 4
     decoder_look_back: int = 1
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
+    vad_events: bool = False  # also report "speech_start"/"speech_stop" events, and a final for every segment
+    vad_threshold: float = 0.5
+    vad_pad_ms: int = 100
 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    kind: str  # "partial" (text new since the last partial) or "final" (the utterance's text)
+    kind: str  # "partial" (text new since the last partial), "final" (the utterance's text); with vad_events also
+    # "speech_start" / "speech_stop" (start_s/end_s: where the VAD put the segment's edges)
     text: str
     start_s: float
     end_s: float
     language: str = ""
     emotion: str = ""
     tail: str = ""  # finals without offline decoding: the online text not yet sent as a partial
+
+
+class _Audio:
+    """A stream's recent audio as a list of chunks (appending never copies what is already held)."""
+
+    def __init__(self, base: int) -> None:
+        self.base = base  # absolute sample of the first chunk's first sample
+        self.end = base
+        self.chunks: list[np.ndarray] = []
+
+    def append(self, samples: np.ndarray) -> None:
+        if samples.shape[0]:
+            self.chunks.append(samples)
+            self.end += samples.shape[0]
+
+    def slice(self, start: int, end: int) -> np.ndarray:
+        start, end = max(start, self.base), min(end, self.end)
+        if end <= start:
+            return np.zeros(0, dtype=np.float32)
+        out, pos = [], self.base
+        for chunk in self.chunks:
+            lo, hi = pos, pos + chunk.shape[0]
+            if hi > start and lo < end:
+                out.append(chunk[max(0, start - lo) : min(chunk.shape[0], end - lo)])
+            pos = hi
+        return out[0] if len(out) == 1 else np.concatenate(out)
+
+    def trim(self, keep_from: int) -> None:
+        """Forget whole chunks before `keep_from`."""
+        while self.chunks and self.base + self.chunks[0].shape[0] <= keep_from:
+            self.base += self.chunks.pop(0).shape[0]
 
 
 class StreamRecognizer:
@@ -60,24 +95,32 @@ class StreamRecognizer:
         self.total = 0  # samples received, all utterances
 
     def _reset(self) -> None:
-        self.vad = StreamingVad(end_silence_ms=self.settings.end_silence_ms) if self.settings.segmented else None
-        self.audio = np.zeros(0, dtype=np.float32)
-        self.base = getattr(self, "total", 0)  # absolute sample of audio[0]
+        s = self.settings
+        self.vad = (
+            StreamingVad(end_silence_ms=s.end_silence_ms, threshold=s.vad_threshold, pad_ms=s.vad_pad_ms)
+            if s.segmented
+            else None
+        )
+        self.audio = _Audio(getattr(self, "total", 0))
         self.seg_start: int | None = None
         self.online_cache: dict = {}
         self.online_fed = 0
         self.online_text: list[str] = []
 
     def _slice(self, start: int, end: int) -> np.ndarray:
-        return self.audio[max(0, start - self.base) : max(0, end - self.base)]
+        return self.audio.slice(start, end)
 
     def _online(self, end: int, *, is_final: bool = False) -> str:
-        """Feed the online model up to `end`; the new text."""
+        """Feed the online model up to `end`; the new text.
+
+        The model decodes whole strides (chunk_size[1] x 60 ms) and only buffers anything shorter, so shorter
+        pieces wait here: a call that would decode nothing still costs a few milliseconds of funasr overhead.
+        """
+        s = self.settings
+        if not self.partials or (not is_final and end - self.online_fed < s.chunk_size[1] * 960):
+            return ""
         chunk = self._slice(self.online_fed, end)
         self.online_fed = max(self.online_fed, end)
-        if not self.partials or (chunk.shape[0] == 0 and not is_final):
-            return ""
-        s = self.settings
         delta = self.engine.online_step(
             self.online_cache,
             chunk,
@@ -104,7 +147,10 @@ class StreamRecognizer:
         online_text = join_texts(self.online_text)
         self.online_cache, self.online_text = {}, []
         if end - start < MIN_SEGMENT_S * SAMPLE_RATE and not online_text:
-            return None
+            # a blip: nothing to decode (a protocol that announced the segment still gets its empty final)
+            return (
+                StreamEvent("final", "", start / SAMPLE_RATE, end / SAMPLE_RATE) if self.settings.vad_events else None
+            )
         if not self.settings.offline_finals:
             return StreamEvent("final", online_text, start / SAMPLE_RATE, end / SAMPLE_RATE, tail=tail)
         result = self.engine.offline_decode(self._slice(start, end), self.settings.options)
@@ -118,37 +164,40 @@ class StreamRecognizer:
             emotion=first.emotion if first else "",
         )
 
-    def _trim(self, keep_from: int) -> None:
-        cut = max(0, min(keep_from, self.total) - self.base)
-        if cut:
-            self.audio = self.audio[cut:]
-            self.base += cut
-
     def feed(self, samples: np.ndarray) -> list[StreamEvent]:
         samples = np.asarray(samples, dtype=np.float32).reshape(-1)
-        self.audio = np.concatenate([self.audio, samples])
+        self.audio.append(samples)
         self.total += samples.shape[0]
         events: list[StreamEvent] = []
         if self.vad is None:
             return events  # one utterance until finish()
         for vad_event in self.vad.feed(samples):
             if vad_event.kind == "start":
-                self.seg_start = max(vad_event.sample, self.base)
+                self.seg_start = max(vad_event.sample, self.audio.base)
                 self.online_fed = self.seg_start
+                self._speech_start(events)
             elif self.seg_start is not None:
                 self._close(events, vad_event.sample)
         if self.seg_start is not None and self.total - self.seg_start > MAX_SEGMENT_S * SAMPLE_RATE:
             self._close(events, self.total)
             self.seg_start = self.total  # the speech goes on: a new utterance starts here
             self.online_fed = self.total
+            self._speech_start(events)
         if self.seg_start is not None:
             self._partial(events, self.total)
         else:
-            self._trim(self.total - int(PREROLL_S * SAMPLE_RATE))
+            self.audio.trim(self.total - int(PREROLL_S * SAMPLE_RATE))
         return events
+
+    def _speech_start(self, events: list[StreamEvent]) -> None:
+        if self.settings.vad_events:
+            events.append(StreamEvent("speech_start", "", self.seg_start / SAMPLE_RATE, self.seg_start / SAMPLE_RATE))
 
     def _close(self, events: list[StreamEvent], end: int) -> None:
         self._partial(events, min(end, self.total))
+        if self.settings.vad_events:
+            stop = min(end, self.total) / SAMPLE_RATE
+            events.append(StreamEvent("speech_stop", "", self.seg_start / SAMPLE_RATE, stop))
         final = self._final(self.seg_start, end)
         if final is not None:
             events.append(final)
@@ -157,10 +206,11 @@ class StreamRecognizer:
     def finish(self) -> list[StreamEvent]:
         """The client ended the utterance: close what is open. At least one final comes back (maybe empty)."""
         events: list[StreamEvent] = []
-        start, end = self.base, self.total
+        start, end = self.audio.base, self.total
         if self.vad is None:
             with self.engine.borrowed_offline() as offline:
-                result = recognize_samples(self.audio, engine=offline, options=self.settings.options)
+                audio = self.audio.slice(start, end)
+                result = recognize_samples(audio, engine=offline, options=self.settings.options)
             first = result.segments[0] if result.segments else None
             events.append(
                 StreamEvent(

@@ -47,17 +47,17 @@ _FRONTEND = {
 }
 
 
-def _sensevoice_config(dim: int, blocks: int, units: int) -> dict:
+def _sensevoice_config(dim: int, blocks: int, units: int, heads: int = 2, tp_blocks: int = 1) -> dict:
     return {
         "model": "SenseVoiceSmall",
         "model_conf": {"length_normalized_loss": True, "sos": 1, "eos": 2, "ignore_id": -1},
         "encoder": "SenseVoiceEncoderSmall",
         "encoder_conf": {
             "output_size": dim,
-            "attention_heads": 2,
+            "attention_heads": heads,
             "linear_units": units,
             "num_blocks": blocks,
-            "tp_blocks": 1,
+            "tp_blocks": tp_blocks,
             "dropout_rate": 0.0,
             "positional_dropout_rate": 0.0,
             "attention_dropout_rate": 0.0,
@@ -188,22 +188,33 @@ def write_cmvn(path: Path, mean: np.ndarray, std: np.ndarray) -> None:
     )
 
 
-def _train_sentencepiece(corpus: tuple[str, ...], target: Path) -> None:
+# The real SenseVoiceSmall (iic/SenseVoiceSmall): SenseVoiceEncoderSmall d 512, 4 heads, ff 2048, 50 + 20 blocks,
+# a 25,055-piece vocabulary (the CTC output layer). Compute does not depend on the weights, so a random model with
+# these dimensions costs what the real checkpoint costs (about 234 M parameters, model.pt about 0.9 GB).
+FULL_SENSEVOICE = {"dim": 512, "heads": 4, "units": 2048, "blocks": 50, "tp_blocks": 20, "vocab": 25055}
+
+
+def _train_sentencepiece(corpus: tuple[str, ...], target: Path, vocab: int = 0) -> None:
+    """BPE over the corpus; `vocab` > 0 pads the vocabulary with filler pieces up to that size (full-size CTC)."""
     import sentencepiece as spm
+
+    symbols = list(SENSEVOICE_TAGS)
+    if vocab:
+        symbols += [f"~{i}" for i in range(max(0, vocab - 200 - len(symbols)))]
 
     buffer = io.BytesIO()
     spm.SentencePieceTrainer.train(
         sentence_iterator=iter(corpus),
         model_writer=buffer,
         model_type="bpe",
-        vocab_size=200,
+        vocab_size=max(200, vocab),
         hard_vocab_limit=False,
         character_coverage=1.0,
         unk_id=0,
         bos_id=1,
         eos_id=2,
         pad_id=-1,
-        user_defined_symbols=list(SENSEVOICE_TAGS),
+        user_defined_symbols=symbols,
         normalization_rule_name="identity",
         add_dummy_prefix=False,
         num_threads=1,
@@ -239,18 +250,27 @@ def build_test_model(
     blocks: int = 2,
     units: int = 64,
     cmvn: tuple[np.ndarray, np.ndarray] | None = None,
+    full: bool = False,
 ) -> Path:
-    """Write a tiny random model of `kind` into `directory` and return it; identical bytes for a given seed."""
+    """Write a tiny random model of `kind` into `directory` and return it; identical bytes for a given seed.
+
+    full=True (SenseVoice only): the real SenseVoiceSmall dimensions (FULL_SENSEVOICE), for benchmarks.
+    """
     if kind not in KINDS:
         raise ValueError(f"Unknown kind {kind!r}; choose one of {', '.join(KINDS)}.")
+    if full and kind != "sensevoice":
+        raise ValueError("Only the sensevoice kind has a full-size variant.")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
     if kind == "campplus":
         return build_speaker_model(out, seed=seed)
     metas: dict = {"init_param": "model.pt", "config": "config.yaml", "frontend_conf": {"cmvn_file": "am.mvn"}}
     if kind == "sensevoice":
-        _train_sentencepiece(corpus, out / "tokenizer.bpe.model")
-        config = _sensevoice_config(dim, blocks, units)
+        f = FULL_SENSEVOICE if full else {}
+        _train_sentencepiece(corpus, out / "tokenizer.bpe.model", vocab=f.get("vocab", 0))
+        config = _sensevoice_config(
+            f.get("dim", dim), f.get("blocks", blocks), f.get("units", units), f.get("heads", 2), f.get("tp_blocks", 1)
+        )
         metas["tokenizer_conf"] = {"bpemodel": "tokenizer.bpe.model"}
     else:
         tokens = _char_tokens(corpus)

@@ -39,6 +39,7 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework_api_key",
     "drf_spectacular",
+    "drf_spectacular_sidecar",  # Swagger UI and ReDoc as static files
     # Before django_q: portal's `qcluster` command (a shutdown that always ends) replaces django-q2's.
     "portal",
     "django_q",
@@ -140,6 +141,11 @@ STORAGES = {
 }
 # Uploads above this spool to disk instead of memory.
 FILE_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
+# Django's two upload handlers, hashing the audio as it arrives (submit needs its SHA-256; no second read).
+FILE_UPLOAD_HANDLERS = [
+    "transcription.uploads.HashingMemoryFileUploadHandler",
+    "transcription.uploads.HashingTemporaryFileUploadHandler",
+]
 DATA_UPLOAD_MAX_MEMORY_SIZE = 2 * 1024 * 1024
 # Uploads spooled to disk go to a folder of ours (the transcription app makes it at the first request, not
 # here), so the orphan sweep can remove what a killed server left there.
@@ -194,6 +200,26 @@ ASR_ENGINES = {
             "device": ASR_DEVICE,
             "threads": ASR_THREADS,
             "batch_size_s": env.int("ASR_BATCH_SIZE_S", default=60),
+            "batching": {
+                # Cross-job batches on the ASR worker, per device kind (transcription.engines.base.BatchLimits):
+                # seconds of padded audio and pieces per model call, recordings recognized together, how long a
+                # worker waits for more ready ones, and the window each recording contributes per round.
+                "cpu": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CPU", default=60.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CPU", default=32),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CPU", default=16),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CPU", default=20.0),
+                    "window_s": 30.0,
+                },
+                "cuda": {
+                    "budget_s": env.float("ASR_BATCH_BUDGET_S_CUDA", default=600.0),
+                    "max_items": env.int("ASR_BATCH_MAX_ITEMS_CUDA", default=64),
+                    "max_jobs": env.int("ASR_BATCH_MAX_JOBS_CUDA", default=64),
+                    "max_wait_ms": env.float("ASR_BATCH_MAX_WAIT_MS_CUDA", default=10.0),
+                    "window_s": 60.0,
+                },
+                "mps": {"budget_s": 120.0, "max_items": 16, "max_jobs": 16, "max_wait_ms": 10.0, "window_s": 30.0},
+            },
         },
     },
 }
@@ -212,6 +238,10 @@ SPEAKER_WAIT_SECONDS = env.float("SPEAKER_WAIT_SECONDS", default=30)
 SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.25)
 # Cosine similarity to an enrolled voiceprint that names a segment's speaker (else "unknown").
 VOICEPRINT_THRESHOLD = env.float("VOICEPRINT_THRESHOLD", default=0.3)
+# Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
+# takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
+# cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
+Q_WORKER_WARMUP = {"asr": "transcription.engines.engine_warm_up"} if env.bool("ASR_WARM_START", default=True) else {}
 # Tokens held per second of audio, per model (hold = ceil(duration_s x rate)).
 MAX_TOKENS_PER_SECOND = env.float("MAX_TOKENS_PER_SECOND", default=8.0)
 # Per-model overrides, e.g. MAX_TOKENS_PER_SECOND_BY_MODEL="iic/SenseVoiceSmall=8,FunAudioLLM/Fun-ASR-Nano-2512=10".
@@ -222,6 +252,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
+# The ASR cluster's processes run this much nicer than the web tier on a shared host: the model takes the CPU
+# the web leaves, so submits, status reads and health checks never queue behind a batch (0: same priority).
+ASR_NICE = env.int("ASR_NICE", default=10)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)
@@ -235,6 +268,10 @@ STREAM_PORT = env.int("STREAM_PORT", default=10095)
 # Where browsers reach the stream worker (/app/live/), e.g. wss://stt.example.com/stream behind a proxy;
 # default: the dashboard's host name on STREAM_PORT.
 STREAM_PUBLIC_URL = env("STREAM_PUBLIC_URL", default="")
+# Where the web tier relays OpenAI Realtime WebSockets (/v1/realtime), e.g. ws://stream-1:10095; default:
+# ws://STREAM_HOST:STREAM_PORT. At most REALTIME_PROXY_MAX_CONNECTIONS relayed at once per web process.
+STREAM_URL = env("STREAM_URL", default="")
+REALTIME_PROXY_MAX_CONNECTIONS = env.int("REALTIME_PROXY_MAX_CONNECTIONS", default=200)
 # The streaming Paraformer giving partials (hub id or local directory; "" = no partials, finals only).
 STREAM_ONLINE_MODEL = env(
     "STREAM_ONLINE_MODEL", default="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online"
@@ -314,7 +351,15 @@ SPECTACULAR_SETTINGS = {
     "SERVE_AUTHENTICATION": [],
     # Request and response components apart: an upload's `file` is `format: binary` in requests.
     "COMPONENT_SPLIT_REQUEST": True,
-    "POSTPROCESSING_HOOKS": ["drf_spectacular.hooks.postprocess_schema_enums", "portal.openapi.error_responses"],
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "portal.openapi.error_responses",
+        "transcription.api.schema_webhooks.webhooks_document",
+    ],
+    # The docs pages load Swagger UI and ReDoc from our static files, never from a CDN.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
 }
 
 # --- Stripe ----------------------------------------------------------------------------

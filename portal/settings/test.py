@@ -24,6 +24,8 @@ CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"
 STORAGES["staticfiles"] = {"BACKEND": "django.contrib.staticfiles.storage.StaticFilesStorage"}  # noqa: F405
 MEDIA_ROOT = env.path("MEDIA_ROOT", default=str(BASE_DIR / "var" / "test-media"))
 JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=30)
+# Test workers share a busy machine with other processes: a nice ASR cluster would starve there.
+ASR_NICE = env.int("ASR_NICE", default=0)
 if DATABASES["default"]["ENGINE"] == "django.db.backends.sqlite3":  # noqa: F405
     # A file, not :memory:, so worker subprocesses in end-to-end tests see the same database.
     # One file per test run (runs may overlap on a developer machine).

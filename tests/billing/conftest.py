@@ -14,7 +14,7 @@ import pytest
 
 from billing.models import BalanceAccount
 from billing.selectors import ledger_sums
-from tests.conftest import require_postgresql
+from tests.conftest import assert_books_balance, require_postgresql
 from tests.fakes.stripe_server import FakeStripe
 
 WEBHOOK_SECRET = "whsec_test_secret_for_tests"
@@ -30,6 +30,7 @@ def assert_ledger_invariant(*tenants) -> None:
     for tenant in tenants:
         account = BalanceAccount.objects.get(tenant=tenant)
         assert (account.available, account.held) == ledger_sums(tenant=tenant)
+    assert_books_balance(job_rows=False)
 
 
 def sign(payload: str, *, secret: str = WEBHOOK_SECRET, timestamp: int | None = None) -> str:

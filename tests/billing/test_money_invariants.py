@@ -17,6 +17,7 @@ from hypothesis.stateful import Bundle, RuleBasedStateMachine, consumes, invaria
 from billing.models import BalanceAccount, LedgerEntry
 from billing.selectors import ledger_sums
 from billing.services import tokens_grant
+from billing.verify import ledger_verify
 from portal.errors import InsufficientBalance
 from tests.audio_helpers_core import tone_wav
 from tests.factories import TenantFactory
@@ -111,6 +112,10 @@ class MoneyMachine(RuleBasedStateMachine):
             or 0
         )
         assert account.held == open_holds
+
+    @invariant()
+    def ledger_verify_finds_no_drift(self):
+        assert ledger_verify().problems == []
 
     @invariant()
     def per_job_money(self):

@@ -15,6 +15,7 @@ PAGES = {
     "dashboard:live": {"owner", "admin", "member"},
     "dashboard:hotwords": {"owner", "admin", "member"},
     "dashboard:keys": {"owner", "admin"},
+    "dashboard:developers": {"owner", "admin"},
     "dashboard:billing": {"owner", "admin", "billing"},
     "dashboard:members": {"owner", "admin"},
 }

@@ -281,7 +281,7 @@ def test_openai_text_responses(tenant, api_client, grant, monkeypatch, fmt, clea
     from tests.audio_helpers_core import tone_wav
     from transcription.models import Transcription
 
-    def finished(job, *, timeout_s):
+    def finished(job, *, timeout_s, **_):
         Transcription.objects.filter(pk=job.pk).update(
             status="succeeded", text="<script>alert(1)</script>", segments=[{"start": 0.0, "end": 1.0, "text": "hi"}]
         )

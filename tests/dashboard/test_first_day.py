@@ -47,6 +47,9 @@ def test_without_stripe_no_buy_buttons_and_nothing_recorded(owner_client, tenant
     response = owner_client.post(reverse("dashboard:billing_checkout"), {"pack": "starter", "currency": "usd"})
     assert response.status_code == 302
     assert not TopUp.objects.exists()
+    assert "Buy tokens" not in owner_client.get(reverse("dashboard:overview")).content.decode()
+    settings.STRIPE_SECRET_KEY = "sk_test_configured"
+    assert "Buy tokens" in owner_client.get(reverse("dashboard:overview")).content.decode()
 
 
 def test_api_checkout_without_stripe_is_503_and_records_nothing(api_client, settings, token_packs_seeded):

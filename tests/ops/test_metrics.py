@@ -141,3 +141,27 @@ def test_scrape_reads_no_whole_table(client, db, django_assert_max_num_queries):
     """A scrape costs a handful of small queries (broker lengths, active-job counts, heartbeats), whatever the size."""
     with django_assert_max_num_queries(8):
         assert client.get("/metrics").status_code == 200
+
+
+def test_worker_machine_endpoint(settings, db):
+    """`make worker` with WORKER_METRICS_PORT: the machine's own figures, behind the same token/allowlist."""
+    import socket
+    import urllib.error
+    import urllib.request
+
+    from portal.metrics import JOBS_SUBMITTED, serve_in_thread
+
+    JOBS_SUBMITTED.labels(source="api").inc(0)  # the family exists in this process's files
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    settings.METRICS_TOKEN = "worker-token"
+    settings.METRICS_ALLOWED_IPS = []
+    serve_in_thread(host="127.0.0.1", port=port)
+    url = f"http://127.0.0.1:{port}/metrics"
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(url, timeout=10)
+    assert refused.value.code == 403
+    request = urllib.request.Request(url, headers={"Authorization": "Bearer worker-token"})
+    body = urllib.request.urlopen(request, timeout=10).read().decode()
+    assert "tingxie_jobs_submitted_total" in body

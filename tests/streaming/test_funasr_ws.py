@@ -147,3 +147,34 @@ def test_2pass_realtime_partials_then_finals(stream_worker, tenant, funded, park
     row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
     assert row.close_reason == "completed" and row.tokens == sum(len(t.replace(" ", "")) for t in worded)
     assert_stream_money(tenant)
+
+
+async def offline_in_frames(url: str, key: str, pcm: bytes, frame: int, audio_fs: int = 16000) -> list[dict]:
+    """The Python client in offline mode: frames of any size, then is_speaking false + is_end, until is_end."""
+    messages = []
+    async with websockets.connect(f"{url}?api_key={key}", ping_interval=None) as ws:
+        await ws.send(json.dumps({"mode": "offline", "wav_name": "f", "audio_fs": audio_fs, "is_speaking": True}))
+        for beg in range(0, len(pcm), frame):
+            await ws.send(pcm[beg : beg + frame])
+        await ws.send(json.dumps({"is_speaking": False, "is_end": True}))
+        while not messages or not messages[-1].get("is_end"):
+            messages.append(json.loads(await asyncio.wait_for(ws.recv(), timeout=15)))
+    return messages
+
+
+def test_odd_sized_frames_carry_their_last_byte(stream_worker, tenant, funded, park_audio):
+    messages = asyncio.run(offline_in_frames(stream_worker.url, funded, pcm16(park_audio), frame=997))
+    assert messages[0] == {"mode": "offline", "text": sentence("zh_park")["text"], "wav_name": "f", "is_final": True}
+    assert messages[1] == {"mode": "offline", "wav_name": "f", "is_final": True, "is_end": True}
+    assert len(messages) == 2
+
+
+def test_8khz_audio_is_resampled(stream_worker, tenant, funded, park_audio):
+    import soxr
+
+    narrow = soxr.resample(park_audio, SR, 8000)
+    messages = asyncio.run(offline_in_frames(stream_worker.url, funded, pcm16(narrow), frame=3200, audio_fs=8000))
+    assert [m.get("is_final") for m in messages] == [True, True] and "error" not in messages[0]
+    row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
+    assert row.audio_seconds == pytest.approx(park_audio.shape[0] / SR, abs=0.05)
+    assert_stream_money(tenant)

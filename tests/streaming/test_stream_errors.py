@@ -40,6 +40,18 @@ async def until_closed(ws) -> tuple[list[dict], int, str]:
     return messages, ws.close_code, ws.close_reason
 
 
+def active_stream_sessions() -> float:
+    """tingxie_stream_sessions_active as /metrics reports it (the stream worker's files, read here)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    from portal.metrics import render
+
+    for family in text_string_to_metric_families(render()[0].decode()):
+        if family.name == "tingxie_stream_sessions_active":
+            return sum(sample.value for sample in family.samples)
+    return 0.0
+
+
 def silence(seconds: float) -> bytes:
     return np.zeros(int(SR * seconds), dtype="<i2").tobytes()
 
@@ -197,6 +209,7 @@ def test_admission_control_and_per_key_limit(stream_worker, tenant, funded, othe
         held.append(ws)
         full = await connect(stream_worker.url, other_key)
         server_full = await until_closed(full)
+        wait_for(lambda: active_stream_sessions() == 3, timeout=10, message="3 sessions in the metrics gauge")
         for ws in held:
             await ws.close()
         return per_key, server_full
@@ -209,5 +222,6 @@ def test_admission_control_and_per_key_limit(stream_worker, tenant, funded, othe
         timeout=15,
         message="all closed",
     )
+    wait_for(lambda: active_stream_sessions() == 0, timeout=10, message="the gauge back at 0")
     assert_stream_money(tenant)
     assert_stream_money(other_tenant)

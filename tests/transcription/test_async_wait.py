@@ -149,7 +149,7 @@ def test_async_whitenoise_serves_static_files(settings):
 class Uvicorn:
     """`uvicorn portal.asgi:application` in a subprocess, on the test database."""
 
-    def __init__(self, media_root):
+    def __init__(self, media_root, extra_env: dict | None = None):
         import socket
 
         with socket.socket() as s:
@@ -162,6 +162,7 @@ class Uvicorn:
             "DATABASE_URL": database_url(),
             "MEDIA_ROOT": str(media_root),
             "PYTHONUNBUFFERED": "1",
+            **(extra_env or {}),
         }
         self.log_path = ROOT / "test-output" / f"uvicorn-{os.getpid()}-{time.time_ns()}.log"
         self.log_path.parent.mkdir(exist_ok=True)

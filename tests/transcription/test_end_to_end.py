@@ -104,7 +104,11 @@ def test_openai_sdk_against_the_endpoint(live_server, asr_worker, tenant, api_ke
     assert srt.startswith("1\n00:00:")
     with open(path, "rb") as f:
         verbose = client.audio.transcriptions.create(model="whisper-1", file=f, response_format="verbose_json")
-    assert verbose.segments and verbose.duration > 1
+    assert verbose.segments and verbose.duration > 1 and verbose.language == "english"
+    with open(path, "rb") as f:  # streamed: deltas from the real worker's segments, then the whole text
+        events = list(client.audio.transcriptions.create(model="gpt-4o-transcribe", file=f, stream=True))
+    assert [e.type for e in events[-1:]] == ["transcript.text.done"] and len(events) >= 2
+    assert "".join(e.delta for e in events[:-1]) == events[-1].text == result.text
     bad = OpenAI(base_url=f"{live_server.url}/v1", api_key="wrong", max_retries=0)
     from openai import AuthenticationError
 

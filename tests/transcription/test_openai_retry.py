@@ -12,6 +12,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx2
 import openai
 import pytest
+from django.db import connection
 from openai import OpenAI
 from openai.types.audio import Transcription as SdkTranscription
 
@@ -63,11 +64,15 @@ def sdk(server, api_key, transport: Recorder, *, timeout: float = 30.0) -> OpenA
 
 
 def finish_like_a_worker(job_id, text: str = "hello world") -> None:
-    claim = services.transcription_claim(transcription_id=job_id)
-    assert claim is not None
-    assert services.transcription_finalize(
-        claim=claim, text=text, segments=[{"start": 0.1, "end": 0.9, "text": text}], language="en", duration_s=1.0
-    )
+    """Run in a thread: claim and finalize as the worker does (then close the thread's connection)."""
+    try:
+        claim = services.transcription_claim(transcription_id=job_id)
+        assert claim is not None
+        assert services.transcription_finalize(
+            claim=claim, text=text, segments=[{"start": 0.1, "end": 0.9, "text": text}], language="en", duration_s=1.0
+        )
+    finally:
+        connection.close()
 
 
 def debits(job_id) -> int:
@@ -109,7 +114,11 @@ def test_a_retry_while_the_job_runs_attaches_to_it(server, tenant, api_key, gran
 
     def finish_during_the_retry():
         wait_for(lambda: len(transport.retry_counts) == 2, timeout=30)
-        finish_like_a_worker(Transcription.objects.get(tenant=tenant).pk)
+        try:
+            job_id = Transcription.objects.get(tenant=tenant).pk
+        finally:
+            connection.close()
+        finish_like_a_worker(job_id)
 
     finisher = threading.Thread(target=finish_during_the_retry)
     finisher.start()
@@ -129,12 +138,16 @@ def test_a_retry_after_the_job_finished_gets_its_result_without_a_second_charge(
     grant(tenant, 10_000)
     transport = Recorder(lose=1)
     client = sdk(server, api_key, transport)
+
     # Given the job finishes while the first request waits, and its answer is lost on the way
-    done = threading.Thread(
-        target=lambda: finish_like_a_worker(
-            wait_for(lambda: Transcription.objects.filter(tenant=tenant).first(), timeout=20).pk
-        )
-    )
+    def finish_when_submitted():
+        try:
+            job_id = wait_for(lambda: Transcription.objects.filter(tenant=tenant).first(), timeout=20).pk
+        finally:
+            connection.close()
+        finish_like_a_worker(job_id)
+
+    done = threading.Thread(target=finish_when_submitted)
     done.start()
     # When the SDK retries
     result = client.audio.transcriptions.create(model="whisper-1", file=("clip.wav", AUDIO, "audio/wav"))

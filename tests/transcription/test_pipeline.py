@@ -305,3 +305,25 @@ def test_segments_are_on_the_original_timeline_after_leading_silence(engine, tmp
     assert 6.7 <= result.segments[0].start <= 7.3
     assert result.segments[-1].end <= result.duration_s
     assert result.language == "zh"
+
+
+def test_each_window_s_segments_are_reported_before_the_file_is_done(tmp_path, zh_park, en_welcome):
+    """What a streamed answer shows while the rest of the file is still being recognized."""
+    audio = np.concatenate([samples.silence(6.0), zh_park, samples.silence(2.0), en_welcome, samples.silence(1.0)])
+    path = samples.write_wav(tmp_path / "a.wav", audio)
+    events: list[tuple[str, object]] = []
+
+    result = recognize_file(
+        path,
+        engine=RecordingEngine(),
+        options=TranscribeOptions(),
+        progress=lambda f: events.append(("progress", f)),
+        recognized=lambda found: events.append(("segments", found)),
+        max_seconds=60,
+        chunk_seconds=2.0,
+    )
+
+    reported = [found for kind, found in events if kind == "segments"]
+    assert [s for found in reported for s in found] == list(result.segments) and len(reported) == 2
+    first = events.index(("segments", reported[0]))
+    assert any(kind == "progress" and f < 1.0 for kind, f in events[first + 1 :]), "reported before the end"

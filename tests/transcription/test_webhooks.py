@@ -17,6 +17,7 @@ from tests.audio_helpers_core import tone_wav
 from transcription import services
 from transcription.models import Transcription
 from transcription.outbound import BlockedTarget, resolve_public
+from transcription.representation import transcription_representation
 
 pytestmark = pytest.mark.django_db
 
@@ -70,6 +71,11 @@ def receiver():
         r.close()
 
 
+def delivery(job) -> dict | None:
+    """The job's webhook delivery as the API shows it."""
+    return transcription_representation(Transcription.objects.get(pk=job.pk))["webhook"]
+
+
 def _finished_job(tenant, url, django_capture_on_commit_callbacks):
     tokens_grant(tenant=tenant, tokens=1000, memo="t")
     job = services.transcription_create(
@@ -101,12 +107,15 @@ def test_webhook_is_signed_and_verifiable(tenant, receiver, django_capture_on_co
 def test_failed_delivery_is_retried_with_backoff(tenant, receiver, django_capture_on_commit_callbacks):
     r = receiver(500, 200)
     job = _finished_job(tenant, r.url, django_capture_on_commit_callbacks)
+    assert delivery(job) == {"status": "pending", "attempts": 0, "error": None}
     assert services.webhook_deliver(transcription_id=job.pk) is False
+    assert delivery(job) == {"status": "retrying", "attempts": 1, "error": "The receiver answered HTTP 500."}
     retry = Schedule.objects.get(name=f"webhook-{job.pk}-2")
     assert retry.func == "transcription.tasks.webhook_deliver_task"
     assert services.webhook_deliver(transcription_id=job.pk, attempt=2) is True
     job.refresh_from_db()
     assert job.webhook_status == "delivered" and job.webhook_attempts == 2
+    assert delivery(job) == {"status": "delivered", "attempts": 2, "error": None}
 
 
 def test_gives_up_after_the_last_backoff(tenant, django_capture_on_commit_callbacks):
@@ -115,6 +124,7 @@ def test_gives_up_after_the_last_backoff(tenant, django_capture_on_commit_callba
     assert services.webhook_deliver(transcription_id=job.pk, attempt=last) is False
     assert not Schedule.objects.filter(name=f"webhook-{job.pk}-{last + 1}").exists()
     assert Transcription.objects.get(pk=job.pk).webhook_status == "failed"
+    assert delivery(job)["status"] == "failed" and delivery(job)["error"].startswith("ConnectionRefusedError")
 
 
 def test_private_network_targets_are_refused(tenant, receiver, settings, django_capture_on_commit_callbacks):
@@ -128,6 +138,9 @@ def test_private_network_targets_are_refused(tenant, receiver, settings, django_
     assert services.webhook_deliver(transcription_id=job.pk) is False
     assert r.requests == []  # nothing was sent
     assert Transcription.objects.get(pk=job.pk).webhook_status == "blocked"
+    blocked_delivery = delivery(job)
+    assert blocked_delivery["status"] == "blocked" and blocked_delivery["attempts"] == 1
+    assert "resolves to a non-public address" in blocked_delivery["error"], blocked_delivery
     assert not Schedule.objects.filter(name__startswith=f"webhook-{job.pk}").exists()
 
 

@@ -37,14 +37,14 @@ def test_the_lease_is_renewed_once_the_model_has_loaded(api_client, grant, tenan
     engine = get_engine()
     monkeypatch.setattr(engine, "load", lambda: time.sleep(1.5))  # slower than the lease
     seen = {}
-    real = pipeline.recognize_file
+    real = pipeline.recognize_file_steps
 
     def watch(*args, **kwargs):
         seen["lease"] = Transcription.objects.values_list("lease_expires_at", flat=True).get(pk=tid)
         seen["now"] = timezone.now()
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(pipeline, "recognize_file", watch)
+    monkeypatch.setattr(pipeline, "recognize_file_steps", watch)
     assert services.transcription_run(transcription_id=tid) == "succeeded"
     assert seen["lease"] > seen["now"] + timedelta(seconds=0.5)  # renewed after the 1.5 s load
 
@@ -55,12 +55,13 @@ def test_a_lost_database_interrupts_the_attempt_and_the_sweeper_retries_it(
     import transcription.pipeline as pipeline
 
     tid = _submit(api_client, grant, tenant)
-    real = pipeline.recognize_file
+    real = pipeline.recognize_file_steps
 
     def database_gone(*args, **kwargs):
         raise OperationalError("terminating connection due to administrator command")
+        yield  # a generator, like the real steps: the error comes with the first step
 
-    monkeypatch.setattr(pipeline, "recognize_file", database_gone)
+    monkeypatch.setattr(pipeline, "recognize_file_steps", database_gone)
     assert services.transcription_run(transcription_id=tid) == "interrupted"
     row = Transcription.objects.get(pk=tid)
     assert row.status == "running" and row.attempt == 1 and row.error_code == ""  # not failed, not charged
@@ -68,7 +69,7 @@ def test_a_lost_database_interrupts_the_attempt_and_the_sweeper_retries_it(
 
     Transcription.objects.filter(pk=tid).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
     assert services.transcription_sweep()["requeued"] == 1
-    monkeypatch.setattr(pipeline, "recognize_file", real)
+    monkeypatch.setattr(pipeline, "recognize_file_steps", real)
     assert services.transcription_run(transcription_id=tid) == "succeeded"
     assert Transcription.objects.get(pk=tid).attempt == 2
     assert LedgerEntry.objects.filter(transcription_id=tid, kind="debit").count() <= 1

@@ -9,6 +9,7 @@ just before the client would give up, and a timeout answer tells the SDK not to 
 from __future__ import annotations
 
 import math
+import time
 from datetime import datetime, timedelta
 
 from django.conf import settings
@@ -36,17 +37,21 @@ def replay_since(request) -> datetime | None:
     return timezone.now() - timedelta(seconds=settings.OPENAI_RETRY_REPLAY_SECONDS)
 
 
-def wait_seconds(request) -> float:
-    """How long to wait for the job: until just before the client's read timeout, at most OPENAI_WAIT_SECONDS."""
-    limit = float(settings.OPENAI_WAIT_SECONDS)
+def wait_seconds(request, *, started: float) -> float:
+    """How long to wait for the job: until just before the client's read timeout, at most OPENAI_WAIT_SECONDS.
+
+    `started` (time.monotonic()) is when the view began, the whole body already received: the time spent
+    since then (probe, storage, hold) counts against the client's timeout too.
+    """
+    limit = float(settings.OPENAI_WAIT_SECONDS) - (time.monotonic() - started)
     try:
         client = float(request.headers.get("x-stainless-read-timeout", ""))
     except ValueError:
-        return limit
+        return max(0.0, limit)
     if not math.isfinite(client) or client <= 0:
-        return limit
-    margin = min(CLIENT_TIMEOUT_MARGIN_S, client * 0.2)
-    return max(0.0, min(limit, client - margin))
+        return max(0.0, limit)
+    margin = min(CLIENT_TIMEOUT_MARGIN_S, client * 0.3)
+    return max(0.0, min(limit, client - margin - (time.monotonic() - started)))
 
 
 async def wait_until_final(job: Transcription, *, timeout_s: float, replayed: bool = False) -> Transcription:

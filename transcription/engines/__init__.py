@@ -41,9 +41,30 @@ def get_speaker_engine(alias: str = "default") -> BaseSpeakerEngine:
         return engine
 
 
+def engine_warm_up(alias: str = "default") -> str:
+    """Build the engine and load its model now (each ASR worker process at cluster start); says what loaded.
+
+    Raises EngineUnavailable or ImproperlyConfigured with one line naming the cause and what to set.
+    """
+    engine = get_engine(alias)
+    engine.load()
+    device = getattr(engine, "device", "")
+    return f"model {engine.name}" + (f" on {device}" if device else "")
+
+
 def engine_model_name(alias: str = "default") -> str:
     """The model identifier used for cache keys, without loading anything."""
     return str(settings.ASR_ENGINES[alias].get("OPTIONS", {}).get("model", ""))
+
+
+def engine_supports_hotwords(alias: str = "default") -> bool:
+    """Whether the configured model uses hotwords, without loading it (False if it cannot be configured)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return bool(getattr(get_engine(alias), "supports_hotwords", False))
+    except ImproperlyConfigured:
+        return False
 
 
 def reset_engines() -> None:

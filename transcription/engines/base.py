@@ -60,6 +60,28 @@ class EngineResult:
 ProgressCallback = Callable[[float], None]
 
 
+@dataclass(frozen=True, eq=False)
+class Window:
+    """One window of one recording, as the pipeline cuts it: what `transcribe_windows` recognizes in a batch."""
+
+    audio: np.ndarray
+    regions: list[tuple[int, int]] | None
+    options: TranscribeOptions
+    offset_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class BatchLimits:
+    """How much one model call may take on this engine's device (settings.ASR_BATCH): seconds of padded audio,
+    pieces, and for the worker's scheduler: recordings recognized together and the wait for more ready ones."""
+
+    budget_s: float = 0.0
+    max_items: int = 1
+    max_jobs: int = 1
+    max_wait_ms: float = 0.0
+    window_s: float = 300.0
+
+
 class EngineUnavailable(Exception):
     """The model cannot be loaded on this worker (wrong ASR_MODEL, hub unreachable, no device).
 
@@ -103,6 +125,24 @@ class BaseEngine:
         timeline.
         """
         raise NotImplementedError("Engines must implement transcribe_regions().")
+
+    def transcribe_windows(self, windows: list[Window]) -> list[EngineResult | Exception]:
+        """Recognize windows of several recordings; one result (or the exception that window alone raised) each.
+
+        Engines that can batch override this and run the windows' speech in shared model calls; a failure in a
+        shared call must fall back to each window alone, so one bad window never fails the others.
+        """
+        out: list[EngineResult | Exception] = []
+        for w in windows:
+            try:
+                out.append(self.transcribe_regions(w.audio, regions=w.regions, options=w.options, offset_s=w.offset_s))
+            except Exception as exc:  # noqa: BLE001 - returned to its own window's caller
+                out.append(exc)
+        return out
+
+    def batch_limits(self) -> BatchLimits:
+        """The batching limits for the device the model runs on (default: one recording at a time)."""
+        return BatchLimits()
 
     def load(self) -> None:
         """Load the model now, once per process (otherwise the first recognition does). Optional."""

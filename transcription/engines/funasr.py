@@ -21,11 +21,13 @@ from portal import metrics
 from transcription.constants import LANGUAGES, SAMPLE_RATE
 from transcription.engines.base import (
     BaseEngine,
+    BatchLimits,
     EngineResult,
     EngineUnavailable,
     ProgressCallback,
     Segment,
     TranscribeOptions,
+    Window,
     join_texts,
 )
 from transcription.engines.funasr_text import parse_tags, plan_batches, plan_pieces
@@ -88,13 +90,23 @@ class FunASREngine(BaseEngine):
     """SenseVoice, Paraformer, SeACo-Paraformer or Fun-ASR-Nano through funasr's AutoModel.
 
     OPTIONS: model (hub id or local dir), device (auto, cpu, cuda:N, mps), threads (torch threads
-    in this process), batch_size_s (seconds of speech recognized per batch, between progress calls).
+    in this process), batch_size_s (seconds of speech recognized per batch, between progress calls),
+    batching (per device kind: the limits of cross-recording batches, see BatchLimits).
     """
 
     def __init__(
-        self, *, model: str, device: str = "auto", threads: int = 1, batch_size_s: float = 60, hub: str = "ms", **extra
+        self,
+        *,
+        model: str,
+        device: str = "auto",
+        threads: int = 1,
+        batch_size_s: float = 60,
+        hub: str = "ms",
+        batching: dict | None = None,
+        **extra,
     ) -> None:
         super().__init__(model=model, device=device, threads=threads, batch_size_s=batch_size_s, hub=hub, **extra)
+        self.batching = dict(batching or {})  # device kind (cpu, cuda, mps) -> BatchLimits fields
         self.name = str(model)
         self.model_ref = str(model)
         if looks_like_path(self.model_ref):
@@ -313,6 +325,10 @@ class FunASREngine(BaseEngine):
             progress(1.0)
         if self.device.startswith("cuda"):
             self._cuda_after_job(long_job=audio_s >= LONG_JOB_S)
+        return self.result(segments, options, audio_s=audio_s, pieces=regions, asr_ms=asr_ms, warnings=warnings)
+
+    def result(self, segments, options, *, audio_s: float, pieces, asr_ms: int, warnings) -> EngineResult:
+        """The EngineResult of one window: its segments, the language they vote for, the speech recognized."""
         weights = Counter()
         for seg in segments:
             if seg.language:
@@ -323,13 +339,37 @@ class FunASREngine(BaseEngine):
             segments=tuple(segments),
             language=language,
             audio_s=round(audio_s, 3),
-            speech_s=round(speech / SAMPLE_RATE, 3),
+            speech_s=round(sum(e - s for s, e in pieces) / SAMPLE_RATE, 3),
             vad_ms=0,
             asr_ms=asr_ms,
             model=self.name,
-            extra={"device": self.device, "model_class": self.model_class, "pieces": len(regions)},
+            extra={"device": self.device, "model_class": self.model_class, "pieces": len(pieces)},
             warnings=warnings,
         )
+
+    # --- cross-recording batches (the worker's scheduler) --------------------------------------------------
+    def batch_limits(self) -> BatchLimits:
+        device = self.device or self.requested_device  # loaded: the resolved device ("auto" before that)
+        kind = device.split(":", 1)[0]
+        limits = dict(self.batching.get(kind) or self.batching.get("cpu") or {})
+        if self._configured_class() == "FunASRNano":
+            limits["max_items"] = 1  # its LLM decode takes one prompt per call
+        return BatchLimits(**limits)
+
+    def transcribe_windows(self, windows: list[Window]) -> list[EngineResult | Exception]:
+        from transcription.engines.funasr_batch import transcribe_windows
+
+        return transcribe_windows(self, windows)
+
+    def generate_batch(self, pieces: list[np.ndarray], kwargs: dict) -> list[str]:
+        """One funasr call over `pieces` (padded into one forward): raw texts in input order."""
+        model = self.load()
+        keys = [f"b{i}" for i in range(len(pieces))]
+        with self._lock:
+            results = model.generate(input=pieces, key=keys, batch_size=len(pieces), **kwargs)
+        if len(results) != len(pieces):
+            raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
+        return [str(result.get("text", "")) for result in results]
 
     def _cuda_after_job(self, *, long_job: bool) -> None:
         import torch

@@ -38,3 +38,10 @@ def webhook_enqueue(*, transcription_id, attempt: int = 1) -> None:
 def audio_discard(name: str | None) -> None:
     if name:
         default_storage.delete(name)
+
+
+def segment_dicts(segments) -> list[dict]:
+    """Engine segments as the row stores them (speaker fields only when speakers were asked for)."""
+    from transcription.diarize import segment_dict
+
+    return [segment_dict(s) for s in segments]

@@ -12,19 +12,19 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from django.conf import settings
-from django.db import InterfaceError, OperationalError, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from billing import tokens as token_rule
 from billing.services import hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
 from transcription import instruments
-from transcription.diarize import segment_dict
 from transcription.models import Transcription
 from transcription.services.common import (
     LeaseLost,
     Status,
     audio_discard,
+    segment_dicts,
     transcription_enqueue,
     transcription_lock,
     webhook_enqueue,
@@ -43,18 +43,33 @@ def _lease_until():
     return timezone.now() + timedelta(seconds=settings.JOB_LEASE_SECONDS)
 
 
+def _runnable(status: str, lease_expires_at, now) -> bool:
+    return status == Status.QUEUED or (
+        status == Status.RUNNING and lease_expires_at is not None and lease_expires_at < now
+    )
+
+
 def transcription_claim(*, transcription_id) -> Claim | None:
     """Take the transcription for one attempt under a row lock; None if there is nothing to do."""
+    claimed = claim_with_row(transcription_id=transcription_id)
+    return claimed[0] if claimed else None
+
+
+def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
+    """transcription_claim(), with the row as claimed.
+
+    A look without the lock first: the queued task of a transcription a batch already took costs one query.
+    """
+    seen = Transcription.objects.filter(pk=transcription_id).values_list("status", "lease_expires_at").first()
+    if seen is None or not _runnable(*seen, timezone.now()):
+        return None
     with transaction.atomic():
         try:
             t = transcription_lock(transcription_id=transcription_id)
         except Transcription.DoesNotExist:
             return None
         now = timezone.now()
-        runnable = t.status == Status.QUEUED or (
-            t.status == Status.RUNNING and t.lease_expires_at is not None and t.lease_expires_at < now
-        )
-        if not runnable:
+        if not _runnable(t.status, t.lease_expires_at, now):
             return None
         if t.attempt >= settings.JOB_MAX_ATTEMPTS:
             _fail_locked(t, "worker_lost", _attempts_message(t))
@@ -63,35 +78,50 @@ def transcription_claim(*, transcription_id) -> Claim | None:
         t.status = Status.RUNNING
         t.lease_expires_at = _lease_until()
         t.progress = 0.0
+        t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
-        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "started_at"])
+        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
         instruments.job_claimed(t)
-        _last_beat.clear()
-        _last_beat[(t.pk, t.attempt)] = time.monotonic()
-        return Claim(transcription_id=t.pk, attempt=t.attempt)
+        claim = Claim(transcription_id=t.pk, attempt=t.attempt)
+        beat_start(claim)
+        return claim, t
 
 
 HEARTBEAT_MIN_INTERVAL_S = 0.5
+# (id, attempt) -> (when progress was last written, how many segments the row holds), for the transcriptions
+# this process runs now
 _last_beat: dict = {}
+MAX_TRACKED_BEATS = 1024
 
 
-def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False) -> None:
+def beat_start(claim: Claim) -> None:
+    if len(_last_beat) >= MAX_TRACKED_BEATS:
+        _last_beat.clear()  # attempts that ended without beat_end (a crash): forget them all
+    _last_beat[(claim.transcription_id, claim.attempt)] = (time.monotonic(), 0)
+
+
+def beat_end(claim: Claim) -> None:
+    _last_beat.pop((claim.transcription_id, claim.attempt), None)
+
+
+def transcription_heartbeat(*, claim: Claim, progress: float, force: bool = False, segments: list | None = None):
     """Record progress and extend the lease; raises LeaseLost if this attempt is no longer current.
 
-    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is
-    far longer), so short transcriptions cost one claim and one finalize transaction.
+    Writes at most every HEARTBEAT_MIN_INTERVAL_S per transcription (progress is for humans; the lease is far
+    longer); `segments` recognized so far go with it when there are new ones (streamed answers show them).
     """
     key = (claim.transcription_id, claim.attempt)
-    now = time.monotonic()
+    beat, written = _last_beat.get(key, (0.0, 0))
     if not force:
-        if now - _last_beat.get(key, 0.0) < HEARTBEAT_MIN_INTERVAL_S:
+        if time.monotonic() - beat < HEARTBEAT_MIN_INTERVAL_S:
             return
-        _last_beat.clear()
-        _last_beat[key] = now  # a forced beat (lease renewal) does not delay the next progress report
-    updated = Transcription.objects.filter(
-        pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING
-    ).update(progress=min(max(progress, 0.0), 0.99), lease_expires_at=_lease_until())
-    if not updated:
+        beat = time.monotonic()  # a forced beat (lease renewal) does not delay the next progress report
+    fields = {"progress": min(max(progress, 0.0), 0.99), "lease_expires_at": _lease_until()}
+    if segments is not None and len(segments) != written:
+        fields["segments"], written = list(segments), len(segments)
+    _last_beat[key] = (beat, written)
+    query = Transcription.objects.filter(pk=claim.transcription_id, attempt=claim.attempt, status=Status.RUNNING)
+    if not query.update(**fields):
         raise LeaseLost(str(claim.transcription_id))
 
 
@@ -135,46 +165,54 @@ def _hold_guard(claim: Claim, t: Transcription):
 LOAD_RENEW_AFTER_S = 0.5
 
 
-def _recognize(claim: Claim, t: Transcription):
-    """Run the one recognition path (decode in chunks, VAD, windows, engine) on the stored audio."""
+def engine_ready(claim: Claim):
+    """The engine with its model in memory. A first model load can take longer than a short lease: renew it once
+    the model has loaded (LeaseLost here means the sweeper already gave the transcription to another attempt).
+    A warm worker's load() returns at once and costs no write."""
     from transcription.engines import get_engine
 
     engine = get_engine()
-    # A first model load can take longer than a short lease: renew it once the model is in memory
-    # (LeaseLost here means the sweeper already gave the transcription to another attempt). A warm
-    # worker's load() returns at once and costs no write.
     started = time.monotonic()
     engine.load()
     if time.monotonic() - started > LOAD_RENEW_AFTER_S:
         transcription_heartbeat(claim=claim, progress=0.05, force=True)
-    if not t.audio.name:
-        raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
-    # Through the storage API: a local file, or the object streamed from the bucket (no shared disk needed).
-    with t.audio.storage.open(t.audio.name, "rb") as audio:
-        return _recognize_stream(audio, claim, t, engine)
+    return engine
 
 
-def _recognize_stream(audio, claim: Claim, t: Transcription, engine):
+def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, window_s: float):
+    """The one recognition path (decode in chunks of `window_s`, VAD, windows) on the stored audio, as steps
+    (pipeline.recognize_file_steps) that the worker's batch drives. The audio is opened through the storage
+    API (a local file, or the object streamed from the bucket) when the first step runs, and closed with them."""
+    from transcription import pipeline
     from transcription.engines.base import TranscribeOptions
-    from transcription.pipeline import recognize_file
-    from transcription.services.speakers import speaker_track_for
 
     opts = t.options
-    return recognize_file(
-        audio,
-        engine=engine,
-        options=TranscribeOptions(
-            language=opts.get("language", "auto"),
-            itn=opts.get("itn", True),
-            vad=opts.get("vad", True),
-            hotwords=tuple(opts.get("hotwords", [])),
-        ),
-        progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f),
-        max_seconds=settings.MAX_AUDIO_SECONDS,
-        expected_s=t.probed_duration_s or None,
-        admit=_hold_guard(claim, t),
-        speakers=speaker_track_for(tenant_id=t.tenant_id, options=opts),
+    options = TranscribeOptions(
+        language=opts.get("language", "auto"),
+        itn=opts.get("itn", True),
+        vad=opts.get("vad", True),
+        hotwords=tuple(opts.get("hotwords", [])),
     )
+    from transcription.services.speakers import speaker_track_for
+
+    if not t.audio.name:
+        raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
+    partial: list[dict] = []
+    with t.audio.storage.open(t.audio.name, "rb") as audio:
+        return (
+            yield from pipeline.recognize_file_steps(
+                audio,
+                engine_name=engine_name,
+                options=options,
+                progress=lambda f: transcription_heartbeat(claim=claim, progress=0.05 + 0.9 * f, segments=partial),
+                max_seconds=settings.MAX_AUDIO_SECONDS,
+                expected_s=t.probed_duration_s or None,
+                chunk_seconds=window_s,
+                admit=_hold_guard(claim, t),
+                recognized=lambda found: partial.extend(segment_dicts(found)),
+                speakers=speaker_track_for(tenant_id=t.tenant_id, options=opts),
+            )
+        )
 
 
 UNAVAILABLE_MESSAGE = (
@@ -186,7 +224,7 @@ CRASH_MESSAGE = (
 )
 
 
-def _failure(exc: BaseException, transcription_id, attempt: int) -> tuple[str, str] | None:
+def failure_of(exc: BaseException, transcription_id, attempt: int) -> tuple[str, str] | None:
     """(code, message) for an exception raised while recognizing; None when the attempt just stops."""
     from django.core.exceptions import ImproperlyConfigured
 
@@ -206,45 +244,14 @@ def _failure(exc: BaseException, transcription_id, attempt: int) -> tuple[str, s
 
 
 def transcription_run(*, transcription_id) -> str:
-    """Claim, decode, recognize and finalize one transcription. Returns what happened (for logs and tests)."""
-    claim = transcription_claim(transcription_id=transcription_id)
-    if claim is None:
+    """Claim the transcription and recognize it, with the other ready ones this worker can batch with it
+    (services.batching). Returns what happened to this one (for logs and tests)."""
+    claimed = claim_with_row(transcription_id=transcription_id)
+    if claimed is None:
         return "skipped"
-    t = Transcription.objects.get(pk=transcription_id)
-    try:
-        result = _recognize(claim, t)
-    except (OperationalError, InterfaceError) as exc:
-        # The database went away (restart, failover, terminated backend): not the customer's fault and
-        # nothing to write now. The attempt stops; its lease expires and the sweeper re-queues it.
-        logger.warning(
-            "Transcription %s attempt %s interrupted by the database: %s", transcription_id, claim.attempt, exc
-        )
-        if not connection.in_atomic_block:
-            connection.close()  # the next query reconnects
-        return "interrupted"
-    except Exception as exc:  # noqa: BLE001 - every failure ends the attempt with a reason (see _failure)
-        failure = _failure(exc, transcription_id, claim.attempt)
-        if failure is None:
-            return "lease_lost"
-        transcription_fail(
-            transcription_id=transcription_id, attempt=claim.attempt, code=failure[0], message=failure[1]
-        )
-        return "failed"
-    done = transcription_finalize(
-        claim=claim,
-        text=result.text,
-        segments=[segment_dict(s) for s in result.segments],
-        language=result.language,
-        duration_s=result.duration_s,
-        truncated=result.truncated,
-        decode_ms=result.decode_ms,
-        vad_ms=result.vad_ms,
-        asr_ms=result.asr_ms,
-        speech_s=result.speech_s,
-        model=result.model,
-        warnings=list(result.warnings),
-    )
-    return "succeeded" if done else "stale"
+    from transcription.services.batching import batch_run
+
+    return batch_run(*claimed)
 
 
 FINAL_FIELDS = [

@@ -4,9 +4,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from datetime import datetime
 
 from django.conf import settings
@@ -57,34 +54,16 @@ def _digest(obj) -> str:
 
 
 def _sha256_file(uploaded) -> str:
+    """The upload's SHA-256: computed while it was received (transcription.uploads), else read once now."""
+    received = getattr(uploaded, "sha256", None)
+    if received:
+        return received
     h = hashlib.sha256()
     uploaded.seek(0)
     for chunk in uploaded.chunks(1024 * 1024):
         h.update(chunk)
     uploaded.seek(0)
     return h.hexdigest()
-
-
-@contextmanager
-def _local_path(uploaded):
-    """A filesystem path for the upload (Django spools big uploads to disk already)."""
-    if hasattr(uploaded, "temporary_file_path"):
-        yield uploaded.temporary_file_path()
-        return
-    # Next to Django's own temporary uploads, named like them: the orphan sweep removes one a kill left behind.
-    directory = settings.FILE_UPLOAD_TEMP_DIR or None
-    if directory:
-        os.makedirs(directory, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix="tingxie-", suffix=".upload", dir=directory)
-    try:
-        with os.fdopen(fd, "wb") as out:
-            uploaded.seek(0)
-            for chunk in uploaded.chunks(1024 * 1024):
-                out.write(chunk)
-        uploaded.seek(0)
-        yield path
-    finally:
-        os.unlink(path)
 
 
 def _check_upload(uploaded_file, idempotency_key: str | None) -> None:
@@ -159,8 +138,11 @@ def transcription_create(
             found.attached = True
             return found
 
-    with _local_path(uploaded_file) as path:
-        info = probe(path)
+    # A spooled upload is probed where it lies; one held in memory is probed there (no copy to disk).
+    if hasattr(uploaded_file, "temporary_file_path"):
+        info = probe(uploaded_file.temporary_file_path())
+    else:
+        info = probe(uploaded_file.file)
     model = engine_model_name()
     options_hash = _digest({"options": opts, "model": model})
     cached = transcription_cached_result(tenant=tenant, sha256=sha, options_hash=options_hash, model=model)

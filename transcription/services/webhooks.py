@@ -47,22 +47,27 @@ def webhook_deliver(*, transcription_id, attempt: int = 1) -> bool:
         "Tingxie-Signature": webhook_sign(secret=t.tenant.webhook_secret, timestamp=ts, body=body),
         "Tingxie-Event-Id": f"{t.pk}:{t.status}",
     }
-    ok = False
+    ok, error = False, ""
     try:
         allow = settings.WEBHOOK_ALLOW_PRIVATE_NETWORKS
         status = post_pinned(t.webhook_url, body, headers, timeout=10, allow_private=allow).status
         ok = 200 <= status < 300
+        error = "" if ok else f"The receiver answered HTTP {status}."
     except BlockedTarget as exc:
         logger.warning("Webhook for %s refused: %s", transcription_id, exc)
         metrics.WEBHOOK_DELIVERIES.labels(outcome="blocked").inc()
-        Transcription.objects.filter(pk=t.pk).update(webhook_status="blocked", webhook_attempts=attempt)
+        Transcription.objects.filter(pk=t.pk).update(
+            webhook_status="blocked", webhook_attempts=attempt, webhook_error=str(exc)[:500]
+        )
         return False
     except Exception as exc:  # noqa: BLE001 - any delivery failure is retried
         logger.info("Webhook for %s attempt %s failed: %s", transcription_id, attempt, exc)
+        error = f"{type(exc).__name__}: {exc}"[:500]
     metrics.WEBHOOK_DELIVERIES.labels(outcome="delivered" if ok else "failed").inc()
     Transcription.objects.filter(pk=t.pk).update(
         webhook_status="delivered" if ok else ("retrying" if attempt <= len(WEBHOOK_BACKOFF) else "failed"),
         webhook_attempts=attempt,
+        webhook_error=error,
     )
     if not ok and attempt <= len(WEBHOOK_BACKOFF):
         from django_q.models import Schedule

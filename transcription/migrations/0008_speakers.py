@@ -9,7 +9,7 @@ class Migration(migrations.Migration):
 
     dependencies = [
         ('tenants', '0002_invitation'),
-        ('transcription', '0006_finance_job_view'),
+        ('transcription', '0007_webhook_error'),
     ]
 
     operations = [

@@ -1,0 +1,57 @@
+"""Database round trips per transcription (issue 13.2): a submit and the worker's share of a batch stay few."""
+
+from __future__ import annotations
+
+import pytest
+from django.core.files.uploadedfile import SimpleUploadedFile
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+
+from tests.audio_helpers_core import tone_wav
+from transcription import services
+from transcription.engines import get_engine
+from transcription.models import Transcription
+
+# Submit: the API key (1), the cache lookup (1), then one transaction: insert the row, lock the balance,
+# write the hold and the balance (BEGIN/COMMIT are round trips too), and the queue hop after commit.
+SUBMIT_MAX_QUERIES = 10
+# Worker, per transcription when 4 are batched: the finalize transaction (lock the row, lock the balance,
+# ledger debit and release, balance, row: 6 + BEGIN/COMMIT); the claim and the batch's polls are shared.
+WORKER_MAX_QUERIES_PER_JOB = 12
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_submit_costs_a_few_round_trips(api_client, tenant, grant, django_assert_max_num_queries):
+    grant(tenant, 10_000)
+    api_client.post("/api/v1/transcriptions", {"file": SimpleUploadedFile("w.wav", tone_wav(1.0))}, format="multipart")
+    with django_assert_max_num_queries(SUBMIT_MAX_QUERIES):
+        response = api_client.post(
+            "/api/v1/transcriptions",
+            {"file": SimpleUploadedFile("a.wav", tone_wav(1.0, freq=330.0))},
+            format="multipart",
+        )
+    assert response.status_code == 202, response.content
+
+
+@pytest.mark.django_db
+def test_a_batched_transcription_costs_the_worker_a_few_round_trips(api_client, tenant, grant, monkeypatch):
+    engine = get_engine()
+    engine.load()
+    kind = engine.device.split(":")[0]
+    monkeypatch.setattr(engine, "batching", {kind: {"budget_s": 60.0, "max_items": 32, "max_jobs": 8}})
+    grant(tenant, 10_000)
+    ids = [
+        api_client.post(
+            "/api/v1/transcriptions",
+            {"file": SimpleUploadedFile(f"{i}.wav", tone_wav(1.0, freq=200.0 + 50 * i))},
+            format="multipart",
+        ).json()["id"]
+        for i in range(4)
+    ]
+    with CaptureQueriesContext(connection) as worker:
+        assert services.transcription_run(transcription_id=ids[0]) == "succeeded"
+        for tid in ids[1:]:
+            assert services.transcription_run(transcription_id=tid) == "skipped"  # the queued tasks of the batch
+    assert Transcription.objects.filter(pk__in=ids, status="succeeded").count() == 4
+    per_job = len(worker.captured_queries) / len(ids)
+    assert per_job <= WORKER_MAX_QUERIES_PER_JOB, [q["sql"][:120] for q in worker.captured_queries]

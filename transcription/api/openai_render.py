@@ -1,0 +1,91 @@
+"""The OpenAI-shaped answers for a finished job, one function per response_format.
+
+Only values the model produced: what the engine does not measure (token ids, log probabilities,
+no-speech probability) is null, never a made-up number. Usage is typed as the SDK types it per model
+and format: `duration` for whisper-1 and verbose_json, `tokens` otherwise (the tokens billed).
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Callable
+
+from django.http import HttpResponse
+from rest_framework.response import Response
+
+from portal.downloads import safe_download
+from transcription.api.openai_params import OpenAIRequest, language_name
+from transcription.formats import to_srt, to_vtt
+from transcription.models import Transcription
+
+
+def usage_tokens(job: Transcription) -> dict:
+    billed = job.billed_tokens or 0
+    return {"type": "tokens", "input_tokens": 0, "output_tokens": billed, "total_tokens": billed}
+
+
+def usage_duration(job: Transcription) -> dict:
+    return {"type": "duration", "seconds": float(job.duration_s or 0.0)}
+
+
+def compression_ratio(text: str) -> float:
+    """Whisper's measure of repetition: the UTF-8 text's length over its zlib-compressed length."""
+    raw = text.encode()
+    return round(len(raw) / len(zlib.compress(raw)), 4) if raw else 0.0
+
+
+def verbose_segment(index: int, segment: dict) -> dict:
+    return {
+        "id": index,
+        "seek": round(segment["start"] * 100),  # the window's offset in 10 ms frames: each segment is its own
+        "start": segment["start"],
+        "end": segment["end"],
+        "text": segment["text"],
+        "temperature": 0.0,  # greedy decoding, no sampling or temperature fallback
+        "compression_ratio": compression_ratio(segment["text"]),
+        "tokens": None,  # the engine does not report token ids
+        "avg_logprob": None,  # nor log probabilities
+        "no_speech_prob": None,  # nor a no-speech probability (the VAD already cut the silence)
+    }
+
+
+def render_json(job: Transcription, request: OpenAIRequest) -> Response:
+    body: dict = {"text": job.text}
+    if request.model == "gpt-transcribe":
+        body["languages"] = [{"code": job.language}] if job.language else []
+    body["usage"] = usage_duration(job) if request.usage_by_duration else usage_tokens(job)
+    return Response(body)
+
+
+def render_verbose_json(job: Transcription, request: OpenAIRequest) -> Response:
+    return Response(
+        {
+            "task": "transcribe",
+            "language": language_name(job.language),
+            "duration": float(job.duration_s or 0.0),
+            "text": job.text,
+            "segments": [verbose_segment(i, s) for i, s in enumerate(job.segments or [])],
+            "usage": usage_duration(job),
+        }
+    )
+
+
+def _plain(body: str, job: Transcription, extension: str) -> HttpResponse:
+    response = HttpResponse(body, content_type="text/plain; charset=utf-8")
+    return safe_download(response, filename=f"{job.pk}.{extension}", inline=True)
+
+
+RENDERERS: dict[str, Callable[[Transcription, OpenAIRequest], HttpResponse]] = {
+    "json": render_json,
+    "verbose_json": render_verbose_json,
+    "text": lambda job, request: _plain(job.text, job, "txt"),
+    "srt": lambda job, request: _plain(to_srt(job), job, "srt"),
+    "vtt": lambda job, request: _plain(to_vtt(job), job, "vtt"),
+}
+
+
+def openai_render(job: Transcription, request: OpenAIRequest) -> HttpResponse:
+    """The answer for a succeeded job in the requested format."""
+    response = RENDERERS[request.response_format](job, request)
+    response["X-Transcription-Id"] = str(job.pk)
+    return response
