@@ -30,10 +30,13 @@ GAP = np.zeros(SAMPLE_RATE // 2, dtype=np.int16)  # between samples, so no windo
 def _decode(uploaded) -> np.ndarray:
     """One uploaded sample as 16 kHz mono PCM16 (at most MAX_SAMPLE_SECONDS)."""
     from transcription.audio import decode_stream
-    from transcription.services.submit import _check_upload, _local_path
+    from transcription.services.submit import _check_upload
 
     _check_upload(uploaded, None)
-    with _local_path(uploaded) as path, decode_stream(path, max_seconds=MAX_SAMPLE_SECONDS) as stream:
+    # A spooled upload is decoded where it lies; one held in memory is decoded from memory (as submit probes).
+    source = uploaded.temporary_file_path() if hasattr(uploaded, "temporary_file_path") else uploaded.file
+    uploaded.seek(0)
+    with decode_stream(source, max_seconds=MAX_SAMPLE_SECONDS) as stream:
         parts = list(stream)
     samples = np.concatenate(parts) if parts else np.zeros(0, dtype=np.float32)
     if samples.shape[0] < SAMPLE_RATE * MIN_SPEECH_SECONDS:
