@@ -65,15 +65,19 @@ def balances_drift() -> list[str]:
 
 
 def transcription_entries_drift() -> list[str]:
-    """At most one hold, one release and one debit per transcription."""
-    repeated = (
-        LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT])
-        .values("transcription_id", "kind")
-        .annotate(n=Count("id"))
-        .filter(n__gt=1)
-        .order_by("transcription_id", "kind")
-    )
-    return [f"transcription {r['transcription_id']}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
+    """At most one hold, one release and one debit per transcription, and per stream session (whose minute
+    extensions are hold_extend entries)."""
+    problems = []
+    for ref, name in (("transcription_id", "transcription"), ("stream_session_id", "stream session")):
+        repeated = (
+            LedgerEntry.objects.filter(kind__in=[Kind.HOLD, Kind.RELEASE, Kind.DEBIT], **{f"{ref}__isnull": False})
+            .values(ref, "kind")
+            .annotate(n=Count("id"))
+            .filter(n__gt=1)
+            .order_by(ref, "kind")
+        )
+        problems += [f"{name} {r[ref]}: {r['n']} {r['kind']} entries (at most 1)" for r in repeated]
+    return problems
 
 
 def external_entries_drift() -> list[str]:

@@ -1,9 +1,14 @@
 """ASGI entry point: the web tier (uvicorn). Production settings unless DJANGO_SETTINGS_MODULE says otherwise
-(`make run` and the tests set it)."""
+(`make run` and the tests set it). WebSockets to /v1/realtime are relayed to the stream worker
+(portal.realtime_proxy); everything else is Django."""
 
 import os
 
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
-application = get_asgi_application()
+django_application = get_asgi_application()
+
+from portal.realtime_proxy import RealtimeProxy  # noqa: E402  (after Django's setup)
+
+application = RealtimeProxy(django_application)

@@ -2,7 +2,8 @@
 short-lived ticket the dashboard's /app/live/ page gets for its signed-in user.
 
 Stock FunASR clients cannot add paths, so these forms are accepted: `Authorization: Bearer <key>`, Xiaozhi's
-`Authorization: Bearer; <key>`, `?api_key=<key>` (browsers cannot set headers on a WebSocket), `?ticket=`.
+`Authorization: Bearer; <key>`, the subprotocol `openai-insecure-api-key.<key>` (OpenAI Realtime in browsers),
+`?api_key=<key>` (browsers cannot set headers on a WebSocket), `?ticket=`.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from tenants.models import ApiKey, Membership, Tenant
 
 TICKET_SALT = "tingxie.stream-ticket"
 TICKET_MAX_AGE_S = 300
+BROWSER_KEY_PREFIX = "openai-insecure-api-key."  # the key as a WebSocket subprotocol (OpenAI Realtime, browsers)
 
 
 class AuthError(Exception):
@@ -42,6 +44,9 @@ def raw_key_from_scope(scope: dict) -> str:
             if header[:6].lower() != "bearer" or header[6:7] not in ("", " ", ";"):
                 raise AuthError("Use 'Authorization: Bearer <api key>'.")
             return header[6:].lstrip(";").strip()
+    for offered in scope.get("subprotocols") or []:  # browsers on the OpenAI Realtime protocol (openai-node)
+        if offered.startswith(BROWSER_KEY_PREFIX):
+            return offered[len(BROWSER_KEY_PREFIX) :].strip()
     return _query(scope, "api_key")
 
 

@@ -40,6 +40,10 @@ class Close(Exception):  # noqa: N818  (a control-flow signal, not an error)
 
 
 class FunasrConnection:
+    """The FunASR protocol; protocol adapters (streaming.realtime) override the hooks marked "hook"."""
+
+    protocol = "funasr"
+
     def __init__(self, server, scope, receive, send) -> None:
         self.server, self.scope, self._receive, self._send = server, scope, receive, send
         self.queue: asyncio.Queue = asyncio.Queue()
@@ -96,32 +100,31 @@ class FunasrConnection:
         except AuthError as exc:
             await self._deny(401, "invalid_api_key", str(exc))
             return
-        offered = self.scope.get("subprotocols") or []
-        accept = {"type": "websocket.accept"}
-        if "binary" in offered:
-            accept["subprotocol"] = "binary"
-        await self._send(accept)
+        await self._send(self.accept_message(self.scope.get("subprotocols") or []))
         server = self.server
         if len(server.sessions) >= settings.STREAM_MAX_SESSIONS:
             await self.close(1013, f"server full: {settings.STREAM_MAX_SESSIONS} streams; try again later")
             return
         server.sessions.add(self)
         reason, message = "completed", ""
-        reader = asyncio.create_task(self._reader())
+        reader = None
         try:
+            await self.begin()
+            reader = asyncio.create_task(self._reader())
             await self._process()
         except Close as exc:
             reason, message = exc.key, exc.message
             if exc.send_error:
-                await self.send_json(proto.error_message(self.config, exc.key, exc.message))
+                await self.send_json(self.error_event(exc.key, exc.message))
             await self.close(exc.code, f"{exc.key}: {exc.message}")
         except Exception:
             logger.exception("Stream %s failed", getattr(self.session, "pk", "-"))
             reason, message = "server_error", "The stream failed on the server."
-            await self.send_json(proto.error_message(self.config, reason, message))
+            await self.send_json(self.error_event(reason, message))
             await self.close(1011, "server_error")
         finally:
-            reader.cancel()
+            if reader is not None:
+                reader.cancel()
             server.sessions.discard(self)
             if self.session is not None:
                 metrics.STREAM_SESSIONS_ACTIVE.dec()
@@ -132,6 +135,22 @@ class FunasrConnection:
                     message=message,
                     audio_seconds=self.audio_s,
                 )
+
+    # --- hooks (the FunASR protocol's answers) ----------------------------------------------------------
+    def accept_message(self, offered: list[str]) -> dict:
+        """hook: the handshake's accept (the subprotocol echoed)."""
+        return {"type": "websocket.accept", **({"subprotocol": "binary"} if "binary" in offered else {})}
+
+    async def begin(self) -> None:
+        """hook: runs once the socket is accepted, before any message is read."""
+
+    def error_event(self, key: str, message: str) -> dict:
+        """hook: the message telling the client why its stream ends."""
+        return proto.error_message(self.config, key, message)
+
+    def recognizer_settings(self):
+        """hook: how the current configuration recognizes."""
+        return proto.recognizer_settings(self.config)
 
     async def _reader(self) -> None:
         """Receive forever (pings stay answered); check limits; queue messages for the processor."""
@@ -237,7 +256,7 @@ class FunasrConnection:
             self.session = await self.server.db(
                 services.stream_session_open,
                 caller=self.caller,
-                protocol="funasr",
+                protocol=self.protocol,
                 mode=config.mode,
                 wav_name=config.wav_name,
                 model=settings.ASR_MODEL,
@@ -294,7 +313,7 @@ class FunasrConnection:
         if self.recognizer is None:
             from transcription.streaming import StreamRecognizer
 
-            self.recognizer = StreamRecognizer(self.engine, proto.recognizer_settings(self.config))
+            self.recognizer = StreamRecognizer(self.engine, self.recognizer_settings())
         return self.recognizer
 
     async def _recognize(self, samples: np.ndarray) -> None:
@@ -315,7 +334,7 @@ class FunasrConnection:
         await self._deliver(events, last=True)
         if ack:
             await self.send_json(proto.end_ack(self.config))
-        if self.recognizer is not None and self.recognizer.settings != proto.recognizer_settings(self.config):
+        if self.recognizer is not None and self.recognizer.settings != self.recognizer_settings():
             self.recognizer = None
 
     async def _deliver(self, events, *, last: bool) -> None:

@@ -14,6 +14,7 @@ class StreamSession(models.Model):
 
     class Protocol(models.TextChoices):
         FUNASR = "funasr", "FunASR runtime WebSocket"
+        OPENAI_REALTIME = "openai_realtime", "OpenAI Realtime transcription"
 
     id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
     tenant = models.ForeignKey("tenants.Tenant", on_delete=models.PROTECT, related_name="stream_sessions")
@@ -23,7 +24,7 @@ class StreamSession(models.Model):
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
     protocol = models.CharField(max_length=16, choices=Protocol.choices, default=Protocol.FUNASR)
-    mode = models.CharField(max_length=16)  # the protocol's mode (offline, online, 2pass)
+    mode = models.CharField(max_length=16)  # the protocol's mode (offline, online, 2pass; server_vad, manual)
     wav_name = models.CharField(max_length=255, blank=True, default="")
     model = models.CharField(max_length=255, default="")
     status = models.CharField(max_length=8, choices=Status.choices, default=Status.OPEN, db_index=True)

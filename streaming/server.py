@@ -1,7 +1,7 @@
 """The stream worker: a plain ASGI app served by uvicorn on STREAM_PORT (`make stream`; `make run` starts one).
 
-Every WebSocket connection, whatever its path, speaks FunASR's runtime protocol (stock clients cannot add a
-path). Plain HTTP answers a health document. The models load once per process, in the background at
+WebSocket connections to `/v1/realtime` speak OpenAI's Realtime transcription protocol (streaming.realtime);
+every other path speaks FunASR's runtime protocol (stock clients cannot add a path). Plain HTTP answers a health document. The models load once per process, in the background at
 startup; inference runs on the engine's thread pool and database work on a pool of its own, so the event
 loop only moves messages: pings are answered however busy inference is.
 """
@@ -91,9 +91,12 @@ class StreamServer:
         elif scope["type"] == "http":
             await self._health(send)
         elif scope["type"] == "websocket":
-            from streaming.connection import FunasrConnection
+            if scope.get("path", "").rstrip("/").endswith("/realtime"):  # /v1/realtime: OpenAI Realtime
+                from streaming.realtime import RealtimeConnection as Connection
+            else:  # any other path: FunASR's protocol (its stock clients cannot choose one)
+                from streaming.connection import FunasrConnection as Connection
 
-            await FunasrConnection(self, scope, receive, send).run()
+            await Connection(self, scope, receive, send).run()
 
     async def _lifespan(self, receive, send) -> None:
         while True:
@@ -113,6 +116,7 @@ class StreamServer:
             "sessions": len(self.sessions),
             "max_sessions": settings.STREAM_MAX_SESSIONS,
             "protocol": "funasr",
+            "protocols": {"funasr": "any path", "openai_realtime": "/v1/realtime?intent=transcription"},
         }
         if failure:
             body["error"] = failure

@@ -36,11 +36,15 @@ class StreamSettings:
     encoder_look_back: int = 4
     decoder_look_back: int = 1
     options: TranscribeOptions = field(default_factory=TranscribeOptions)
+    vad_events: bool = False  # also report "speech_start"/"speech_stop" events, and a final for every segment
+    vad_threshold: float = 0.5
+    vad_pad_ms: int = 100
 
 
 @dataclass(frozen=True)
 class StreamEvent:
-    kind: str  # "partial" (text new since the last partial) or "final" (the utterance's text)
+    kind: str  # "partial" (text new since the last partial), "final" (the utterance's text); with vad_events also
+    # "speech_start" / "speech_stop" (start_s/end_s: where the VAD put the segment's edges)
     text: str
     start_s: float
     end_s: float
@@ -91,7 +95,12 @@ class StreamRecognizer:
         self.total = 0  # samples received, all utterances
 
     def _reset(self) -> None:
-        self.vad = StreamingVad(end_silence_ms=self.settings.end_silence_ms) if self.settings.segmented else None
+        s = self.settings
+        self.vad = (
+            StreamingVad(end_silence_ms=s.end_silence_ms, threshold=s.vad_threshold, pad_ms=s.vad_pad_ms)
+            if s.segmented
+            else None
+        )
         self.audio = _Audio(getattr(self, "total", 0))
         self.seg_start: int | None = None
         self.online_cache: dict = {}
@@ -138,7 +147,10 @@ class StreamRecognizer:
         online_text = join_texts(self.online_text)
         self.online_cache, self.online_text = {}, []
         if end - start < MIN_SEGMENT_S * SAMPLE_RATE and not online_text:
-            return None
+            # a blip: nothing to decode (a protocol that announced the segment still gets its empty final)
+            return (
+                StreamEvent("final", "", start / SAMPLE_RATE, end / SAMPLE_RATE) if self.settings.vad_events else None
+            )
         if not self.settings.offline_finals:
             return StreamEvent("final", online_text, start / SAMPLE_RATE, end / SAMPLE_RATE, tail=tail)
         result = self.engine.offline_decode(self._slice(start, end), self.settings.options)
@@ -163,20 +175,29 @@ class StreamRecognizer:
             if vad_event.kind == "start":
                 self.seg_start = max(vad_event.sample, self.audio.base)
                 self.online_fed = self.seg_start
+                self._speech_start(events)
             elif self.seg_start is not None:
                 self._close(events, vad_event.sample)
         if self.seg_start is not None and self.total - self.seg_start > MAX_SEGMENT_S * SAMPLE_RATE:
             self._close(events, self.total)
             self.seg_start = self.total  # the speech goes on: a new utterance starts here
             self.online_fed = self.total
+            self._speech_start(events)
         if self.seg_start is not None:
             self._partial(events, self.total)
         else:
             self.audio.trim(self.total - int(PREROLL_S * SAMPLE_RATE))
         return events
 
+    def _speech_start(self, events: list[StreamEvent]) -> None:
+        if self.settings.vad_events:
+            events.append(StreamEvent("speech_start", "", self.seg_start / SAMPLE_RATE, self.seg_start / SAMPLE_RATE))
+
     def _close(self, events: list[StreamEvent], end: int) -> None:
         self._partial(events, min(end, self.total))
+        if self.settings.vad_events:
+            stop = min(end, self.total) / SAMPLE_RATE
+            events.append(StreamEvent("speech_stop", "", self.seg_start / SAMPLE_RATE, stop))
         final = self._final(self.seg_start, end)
         if final is not None:
             events.append(final)

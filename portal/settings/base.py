@@ -253,6 +253,10 @@ STREAM_PORT = env.int("STREAM_PORT", default=10095)
 # Where browsers reach the stream worker (/app/live/), e.g. wss://stt.example.com/stream behind a proxy;
 # default: the dashboard's host name on STREAM_PORT.
 STREAM_PUBLIC_URL = env("STREAM_PUBLIC_URL", default="")
+# Where the web tier relays OpenAI Realtime WebSockets (/v1/realtime), e.g. ws://stream-1:10095; default:
+# ws://STREAM_HOST:STREAM_PORT. At most REALTIME_PROXY_MAX_CONNECTIONS relayed at once per web process.
+STREAM_URL = env("STREAM_URL", default="")
+REALTIME_PROXY_MAX_CONNECTIONS = env.int("REALTIME_PROXY_MAX_CONNECTIONS", default=200)
 # The streaming Paraformer giving partials (hub id or local directory; "" = no partials, finals only).
 STREAM_ONLINE_MODEL = env(
     "STREAM_ONLINE_MODEL", default="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online"

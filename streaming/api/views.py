@@ -25,6 +25,7 @@ class StreamListApi(TenantApi):
         parameters=[StreamFilterSerializer, *PAGINATION_PARAMETERS],
         responses={200: paginated(StreamOutputSerializer)},
         summary="Live recognition sessions, newest first",
+        operation_id="api_v1_streams_list",
         description=STREAMS_DESCRIPTION,
         tags=["streams"],
     )
@@ -38,7 +39,12 @@ class StreamListApi(TenantApi):
 
 
 class StreamGetApi(TenantApi):
-    @extend_schema(responses={200: StreamOutputSerializer}, summary="One live recognition session", tags=["streams"])
+    @extend_schema(
+        responses={200: StreamOutputSerializer},
+        summary="One live recognition session",
+        operation_id="api_v1_streams_retrieve",
+        tags=["streams"],
+    )
     def get(self, request, stream_id):
         try:
             stream = selectors.stream_get(tenant=self.tenant, stream_id=stream_id)
