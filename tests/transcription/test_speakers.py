@@ -200,3 +200,23 @@ def test_xiaozhi_register_identify_health_delete(transactional_db, sync_tasks):
     deleted = client.delete("/voiceprint/test1")
     assert deleted.status_code == 200 and deleted.json()["success"] is True
     assert not Speaker.objects.filter(tenant=mine, external_id="test1").exists()
+
+
+def test_openai_diarized_json_is_what_the_sdk_types(tenant):
+    import json
+
+    from openai.types.audio import TranscriptionDiarized
+
+    from transcription.api.openai_params import openai_request_parse
+    from transcription.api.openai_render import openai_render
+
+    job = Transcription.objects.create(
+        tenant=tenant, sha256="0" * 64, status="succeeded", text="a b", duration_s=2.0, tokens=2, billed_tokens=2, held_tokens=16,
+        segments=[{"start": 0, "end": 1, "text": "a", "speaker": "S1"}, {"start": 1, "end": 2, "text": "b", "speaker": "S2"}],
+    )  # fmt: skip
+    params = openai_request_parse({"model": "gpt-4o-transcribe-diarize", "response_format": "diarized_json"})
+    assert params.diarize
+    response = openai_render(job, params)
+    body = TranscriptionDiarized.model_validate(json.loads(json.dumps(response.data)))
+    assert [(s.speaker, s.start, s.end, s.text) for s in body.segments] == [("S1", 0, 1, "a"), ("S2", 1, 2, "b")]
+    assert body.usage.output_tokens == 2

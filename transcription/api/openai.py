@@ -87,7 +87,13 @@ class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
         job = services.transcription_create(
             tenant=self.tenant,
             uploaded_file=request.data.get("file"),
-            options={"language": params.language, "itn": True, "vad": True, "hotwords": prompt_hotwords(params.prompt)},
+            options={
+                "language": params.language,
+                "itn": True,
+                "vad": True,
+                "hotwords": prompt_hotwords(params.prompt),
+                **({"diarize": True} if params.diarize else {}),
+            },  # fmt: skip
             source=Transcription.Source.OPENAI,
             api_key=self.api_key,
             idempotency_key=request.headers.get("Idempotency-Key"),

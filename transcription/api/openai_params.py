@@ -25,10 +25,8 @@ OPENAI_ALIASES = (
 OWN_ALIASES = ("sensevoice", "tingxie-default")
 # Dated snapshots of the gpt-4o families (e.g. gpt-4o-transcribe-2025-03-20) are aliases too.
 _DATED = re.compile(r"^(gpt-transcribe|gpt-4o-transcribe|gpt-4o-mini-transcribe)-\d{4}-\d{2}-\d{2}$")
-REFUSED_MODELS = {
-    "gpt-4o-transcribe-diarize": "Speaker diarization (gpt-4o-transcribe-diarize) is not offered by this "
-    "deployment yet; use gpt-4o-transcribe for the transcript without speakers.",
-}
+REFUSED_MODELS: dict[str, str] = {}
+DIARIZE_MODEL = "gpt-4o-transcribe-diarize"  # segments carry speakers (our diarization step)
 # Models OpenAI bills by audio duration: their json usage is {"type": "duration"} (the SDK's UsageDuration).
 DURATION_USAGE_MODELS = ("whisper-1",)
 
@@ -36,11 +34,8 @@ DURATION_USAGE_MODELS = ("whisper-1",)
 LANGUAGE_NAMES = {"zh": "chinese", "en": "english", "yue": "cantonese", "ja": "japanese", "ko": "korean"}
 LANGUAGE_CODES = {"": "auto", "auto": "auto", **{code: code for code in LANGUAGE_NAMES}}
 
-FORMATS = ("json", "text", "srt", "vtt", "verbose_json")
-NOT_YET_FORMATS = {
-    "diarized_json": "response_format diarized_json needs speaker diarization, which this deployment does not "
-    "offer yet; use json or verbose_json.",
-}
+FORMATS = ("json", "text", "srt", "vtt", "verbose_json", "diarized_json")
+NOT_YET_FORMATS: dict[str, str] = {}
 STREAM_FORMATS = ("json", "text")
 GRANULARITIES = ("segment", "word")
 _PROMPT_SPLIT = re.compile(r"[\s,，、;；。.!?！？]+")
@@ -64,7 +59,7 @@ def model_resolve(name: str) -> str:
         raise InvalidRequest("Give the model, e.g. model=gpt-4o-transcribe.", param="model", code="missing_model")
     if name in REFUSED_MODELS:
         raise InvalidRequest(REFUSED_MODELS[name], param="model", code="model_not_supported")
-    if name in served_models() or _DATED.match(name):
+    if name in served_models() or name == DIARIZE_MODEL or _DATED.match(name):
         return name
     raise InvalidRequest(
         f"The model {name!r} does not exist here; this deployment serves: {', '.join(served_models())}.",
@@ -101,6 +96,10 @@ class OpenAIRequest:
     @property
     def usage_by_duration(self) -> bool:
         return self.model in DURATION_USAGE_MODELS
+
+    @property
+    def diarize(self) -> bool:
+        return self.model == DIARIZE_MODEL
 
 
 def _one(data, name: str, default: str = "") -> str:
@@ -186,6 +185,8 @@ def openai_request_parse(data) -> OpenAIRequest:
             value = -1.0
         if not 0.0 <= value <= 1.0:
             raise InvalidRequest("temperature must be a number between 0 and 1.", param="temperature")
+    if fmt == "diarized_json" and model != DIARIZE_MODEL:
+        raise InvalidRequest(f"response_format diarized_json needs model={DIARIZE_MODEL}.", param="response_format")
     return OpenAIRequest(
         model=model,
         language=LANGUAGE_CODES[raw_language],

@@ -75,7 +75,19 @@ def _plain(body: str, job: Transcription, extension: str) -> HttpResponse:
     return safe_download(response, filename=f"{job.pk}.{extension}", inline=True)
 
 
+def render_diarized_json(job: Transcription, request: OpenAIRequest) -> Response:
+    """OpenAI's TranscriptionDiarized: segments with speaker, start, end, text (our S1, S2... labels)."""
+    segments = [
+        {"type": "transcript.text.segment", "id": f"seg_{i}", "start": s["start"], "end": s["end"],
+         "text": s["text"], "speaker": s.get("speaker") or "unknown"}
+        for i, s in enumerate(job.segments or [])
+    ]  # fmt: skip
+    body = {"task": "transcribe", "duration": float(job.duration_s or 0.0), "text": job.text, "segments": segments}
+    return Response({**body, "usage": usage_tokens(job)})
+
+
 RENDERERS: dict[str, Callable[[Transcription, OpenAIRequest], HttpResponse]] = {
+    "diarized_json": render_diarized_json,
     "json": render_json,
     "verbose_json": render_verbose_json,
     "text": lambda job, request: _plain(job.text, job, "txt"),
