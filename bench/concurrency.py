@@ -12,6 +12,7 @@ the CPU per job by part (web, broker, worker, model), with cross-job batching of
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import statistics
 import subprocess
@@ -123,8 +124,11 @@ def cpu_parts(stack: Stack, web0: dict, asr0: dict, log_from: int, n: int) -> tu
 
 
 def bench_ours(clip, model, broker: str, database_url: str | None, asr_env: dict, clients: int, per_client: int):
+    # ASR_NICE 0 unless BENCH_ASR_NICE says otherwise: the peer runs at normal priority too, and on a box busy
+    # with other work a nice ASR cluster would starve.
+    nice = os.environ.get("BENCH_ASR_NICE", "0")
     stack = Stack(broker=broker, asr_workers=2, database_url=database_url, model=model,
-                  asr_env={"LOG_LEVEL": "INFO", **asr_env})  # fmt: skip
+                  asr_env={"LOG_LEVEL": "INFO", "ASR_NICE": nice, **asr_env})  # fmt: skip
     try:
         stack.warm_up(variant(clip, 950))
         submits: list[float] = []
@@ -192,6 +196,7 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=5)
     parser.add_argument("--full-per-client", type=int, default=3, help="requests per client with the full-size model")
+    parser.add_argument("--configs", default="", help="semicolon-separated labels to run (default: all)")
     args = parser.parse_args()
     clip = fixture_speech(CLIP_S)
     for name in args.models.split(","):
@@ -203,6 +208,8 @@ def main() -> None:
         print(f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}")
         print(f"peer /health         : {summary(peer['health'])}", flush=True)
         for label, broker, postgres, asr_env in CONFIGS[name]:
+            if args.configs and label not in args.configs.split(";"):
+                continue
             database = FreshPostgres() if postgres else None
             try:
                 ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, args.clients,

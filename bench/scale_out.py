@@ -47,7 +47,7 @@ def _start_cluster(stack: Stack, workers: int, media: Path) -> tuple[subprocess.
     proc = subprocess.Popen(
         [PY, "manage.py", "qcluster"], cwd=ROOT, stdout=open(log, "wb"), stderr=subprocess.STDOUT,  # noqa: SIM115
         env={**stack.env, "Q_CLUSTER_NAME": "asr", "ASR_WORKERS": str(workers), "MEDIA_ROOT": str(media),
-             "LOG_LEVEL": "INFO"},
+             "LOG_LEVEL": "INFO", "ASR_WARM_START": "true"},
         start_new_session=True,
     )  # fmt: skip
     return proc, log

@@ -66,6 +66,14 @@ class TranscriptionUploadForm(forms.Form):
         widget=forms.Textarea(attrs={"rows": 3, "placeholder": _("One word or phrase per line")}),
         help_text=_("Names and domain terms the model should prefer, one per line."),
     )
+    diarize = forms.BooleanField(label=_("Label speakers (who spoke when)"), required=False)
+    speakers = forms.IntegerField(
+        label=_("Number of speakers"),
+        required=False,
+        min_value=1,
+        max_value=20,
+        help_text=_("Leave empty to detect it."),
+    )
 
     def __init__(self, *args, hotword_lists=(), **kwargs):
         super().__init__(*args, **kwargs)
@@ -96,7 +104,21 @@ class TranscriptionUploadForm(forms.Form):
             "vad": True,
             "hotwords": self.cleaned_data.get("hotwords", ""),
             "hotword_list": chosen.pk if chosen is not None else None,
+            "diarize": bool(self.cleaned_data.get("diarize")),
+            "speakers": self.cleaned_data.get("speakers") if self.cleaned_data.get("diarize") else None,
         }
+
+
+class SpeakerEnrollForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
+    files = MultipleFileField(
+        label=_("Voice samples"),
+        help_text=_("One to five recordings of this person alone, each up to a minute."),
+    )
+
+
+class SpeakerRenameForm(forms.Form):
+    name = forms.CharField(label=_("Name"), max_length=100)
 
 
 class ApiKeyCreateForm(forms.Form):

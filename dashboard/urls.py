@@ -11,6 +11,7 @@ from dashboard.views import (
     members,
     overview,
     settings,
+    speakers,
     transcriptions,
 )
 
@@ -50,6 +51,14 @@ urlpatterns = [
         transcriptions.transcription_delete,
         name="transcription_delete",
     ),
+    path(
+        "app/transcriptions/<str:transcription_id>/speakers/",
+        transcriptions.transcription_speakers_rename,
+        name="transcription_speakers",
+    ),
+    path("app/speakers/", speakers.speaker_list_view, name="speakers"),
+    path("app/speakers/<str:speaker_id>/rename/", speakers.speaker_rename_view, name="speaker_rename"),
+    path("app/speakers/<str:speaker_id>/delete/", speakers.speaker_delete_view, name="speaker_delete"),
     path("app/live/", live.live, name="live"),
     path("app/keys/", keys.key_list, name="keys"),
     path("app/keys/<str:key_id>/revoke/", keys.key_revoke, name="key_revoke"),

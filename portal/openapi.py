@@ -62,7 +62,13 @@ def _statuses(path: str, method: str, operation: dict) -> list[str]:
     if method == "post" and path.rstrip("/").endswith(("/transcriptions", "/audio/transcriptions")):
         codes += ["402", "409", "413", "415"]
     if method == "post" and path.rstrip("/") == "/api/v1/transcriptions":
-        codes.append("404")  # `hotword_list` names no list of this tenant
+        codes.append("404")  # `hotword_list` or a `speaker_ids` entry names none of this tenant's
+    if method == "post" and path.rstrip("/").endswith(("/speakers", "/voiceprint/register", "/voiceprint/identify")):
+        codes += ["413", "415"]  # voice samples are uploads
+    if path.rstrip("/").endswith(("/voiceprint/register", "/voiceprint/identify")):
+        codes += ["422", "504"]  # no speech in the sample; the worker did not answer within the wait
+    if path.rstrip("/").endswith("/voiceprint/identify"):
+        codes.append("404")  # a speaker_ids entry names none of this tenant's speakers
     if path.rstrip("/").endswith("/audio/transcriptions"):
         codes += ["422", "504"]
     if path.endswith(("/cancel", "/transcript")):

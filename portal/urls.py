@@ -14,6 +14,7 @@ urlpatterns = [
     path("metrics", views.metrics, name="metrics"),
     path("api/v1/", include("portal.api_urls")),
     path("v1/", include("transcription.api.openai_urls")),
+    path("voiceprint/", include("transcription.api.voiceprint_urls")),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="schema"), name="api-redoc"),

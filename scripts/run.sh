@@ -85,7 +85,8 @@ $PY manage.py qcluster &
 pids+=($!)
 Q_CLUSTER_NAME=asr $PY manage.py qcluster &
 pids+=($!)
-$PY manage.py stream &
+# Niced: on one machine the web tier and the ASR worker start first; streams still get the CPU the others leave.
+nice -n 10 $PY manage.py stream &
 pids+=($!)
 echo "Tingxie on http://127.0.0.1:${PORT}/ (ASR_MODEL=${ASR_MODEL:-iic/SenseVoiceSmall}), live streams on" \
   "ws://127.0.0.1:${STREAM_PORT:-10095}; Ctrl-C stops."

@@ -46,11 +46,12 @@ def sentence(sentence_id: str) -> dict:
     return next(s for s in FIXTURE_SENTENCES if s["id"] == sentence_id)
 
 
-def speak(text: str, *, voice: str, speed: int = 160) -> np.ndarray:
-    """espeak-ng speech as 16 kHz mono float32 (espeak-ng -w, then sox -r 16000 -c 1 -b 16)."""
+def speak(text: str, *, voice: str, speed: int = 160, pitch: int | None = None) -> np.ndarray:
+    """espeak-ng speech as 16 kHz mono float32 (espeak-ng -w, then sox -r 16000 -c 1 -b 16); `pitch`: -p 0..99."""
     with tempfile.TemporaryDirectory() as tmp:
         raw, out = Path(tmp) / "raw.wav", Path(tmp) / "out.wav"
-        subprocess.run(["espeak-ng", "-v", voice, "-s", str(speed), "-w", str(raw), text], check=True)
+        pitched = ["-p", str(pitch)] if pitch is not None else []
+        subprocess.run(["espeak-ng", "-v", voice, *pitched, "-s", str(speed), "-w", str(raw), text], check=True)
         subprocess.run(["sox", "-R", "-D", str(raw), "-r", str(SR), "-c", "1", "-b", "16", str(out)], check=True)
         return read_wav(out)
 

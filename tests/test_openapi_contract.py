@@ -162,9 +162,33 @@ def test_every_operation_answers_what_the_schema_documents(
     assert call("get", "/v1/models/nope").status_code == 404
     translation = {"file": SimpleUploadedFile("a.wav", tone_wav(1.0), content_type="audio/wav"), "model": "whisper-1"}
     assert call("post", "/v1/audio/translations", data=translation, format="multipart").status_code == 400
+    _speaker_calls(call, other_client, settings)
 
     missing = {(m, p) for p, ops in contract.spec["paths"].items() for m in ops} - contract.seen
     assert not missing, sorted(missing)
+
+
+def _speaker_calls(call, other_client, settings):
+    """Speakers (API v1) and Xiaozhi's voiceprint service; no worker here, so enrollment stays pending."""
+    settings.SPEAKER_WAIT_SECONDS = 0
+    sample = lambda: SimpleUploadedFile("v.wav", tone_wav(2.0), content_type="audio/wav")  # noqa: E731
+    created = call("post", "/api/v1/speakers", data={"name": "Ann", "file": sample()}, format="multipart")
+    assert created.status_code == 201 and created.json()["status"] == "pending"
+    sid = created.json()["id"]
+    assert call("get", "/api/v1/speakers").status_code == 200
+    assert call("get", f"/api/v1/speakers/{sid}").status_code == 200
+    assert call("patch", f"/api/v1/speakers/{sid}", data={"name": "Ann Lee"}, format="json").status_code == 200
+    assert call("get", f"/api/v1/speakers/{sid}", client=other_client).status_code == 404
+    assert call("post", "/api/v1/speakers", data={"name": ""}, format="multipart").status_code == 400
+    register = {"speaker_id": "test1", "file": sample()}
+    assert call("post", "/voiceprint/register", data=register, format="multipart").status_code == 504
+    identify = {"speaker_ids": "test1", "file": sample()}
+    assert call("post", "/voiceprint/identify", data=identify, format="multipart").status_code == 504
+    other = {"speaker_ids": "test1", "file": sample()}
+    assert call("post", "/voiceprint/identify", client=other_client, data=other, format="multipart").status_code == 404
+    assert call("get", "/voiceprint/health").status_code == 200
+    assert call("delete", "/voiceprint/test1").status_code == 200
+    assert call("delete", f"/api/v1/speakers/{sid}").status_code == 204
 
 
 def test_lists_are_documented_as_paginated_objects(contract):

@@ -24,17 +24,37 @@ def _cues(transcription) -> list[dict]:
     return cues
 
 
+def _said(seg: dict) -> str:
+    """The cue's text, after its speaker when there is one ("S1: ...")."""
+    return f"{seg['speaker']}: {seg['text'].strip()}" if seg.get("speaker") else seg["text"].strip()
+
+
+def _voice(name: str) -> str:
+    """A WebVTT voice annotation name: no '>' or line breaks, '&' and '<' escaped."""
+    clean = " ".join(name.replace(">", " ").split())
+    return clean.replace("&", "&amp;").replace("<", "&lt;")
+
+
+def to_txt(transcription) -> str:
+    if any(seg.get("speaker") for seg in transcription.segments or []):
+        return "".join(f"{_said(seg)}\n" for seg in _cues(transcription))
+    return transcription.text + ("\n" if transcription.text else "")
+
+
 def to_srt(transcription) -> str:
     blocks = []
     for i, seg in enumerate(_cues(transcription), start=1):
-        blocks.append(f"{i}\n{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}\n{seg['text'].strip()}\n")
+        blocks.append(f"{i}\n{_stamp(seg['start'], ',')} --> {_stamp(seg['end'], ',')}\n{_said(seg)}\n")
     return "\n".join(blocks)
 
 
 def to_vtt(transcription) -> str:
     blocks = ["WEBVTT\n"]
     for seg in _cues(transcription):
-        blocks.append(f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}\n{seg['text'].strip()}\n")
+        text = seg["text"].strip()
+        if seg.get("speaker"):
+            text = f"<v {_voice(seg['speaker'])}>{text.replace('&', '&amp;').replace('<', '&lt;')}"
+        blocks.append(f"{_stamp(seg['start'], '.')} --> {_stamp(seg['end'], '.')}\n{text}\n")
     return "\n".join(blocks)
 
 
@@ -54,7 +74,7 @@ def to_json(transcription) -> str:
 def render_transcript(*, transcription, fmt: str) -> tuple[str, str]:
     """(body, content type) of the transcription's transcript in `fmt`."""
     if fmt == "txt":
-        return transcription.text + ("\n" if transcription.text else ""), "text/plain; charset=utf-8"
+        return to_txt(transcription), "text/plain; charset=utf-8"
     if fmt == "srt":
         return to_srt(transcription), "application/x-subrip; charset=utf-8"
     if fmt == "vtt":

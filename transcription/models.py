@@ -142,3 +142,69 @@ class HotwordList(models.Model):
     @property
     def word_list(self) -> list[str]:
         return [w.strip() for w in self.words.splitlines() if w.strip()]
+
+
+class Speaker(models.Model):
+    """A tenant's enrolled speaker: a name and a voiceprint (the mean speaker embedding of its samples).
+
+    The enrollment audio (16-bit PCM, decoded by the web tier) is kept only until the worker has embedded it.
+    Deleting the row deletes the embedding; nothing else holds a copy.
+    """
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="speakers")
+    name = models.CharField(max_length=100)
+    # The caller's own id (Xiaozhi's speaker_id); NULL when absent, so the unique constraint ignores it.
+    external_id = models.CharField(max_length=255, null=True, blank=True)  # noqa: DJ001
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    pending_audio = models.BinaryField(null=True, blank=True)  # PCM16 of the samples until embedded
+    samples = models.PositiveIntegerField(default=0)
+    speech_s = models.FloatField(default=0)
+    embedding = models.BinaryField(null=True, blank=True)  # float32, L2-normalized
+    embedding_model = models.CharField(max_length=255, blank=True, default="")
+    error_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        ordering = ["name", "created_at"]
+        indexes = [models.Index(fields=["tenant", "name"], name="speaker_tenant_name")]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["tenant", "external_id"],
+                condition=Q(external_id__isnull=False),
+                name="uniq_speaker_external_id",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class SpeakerIdentification(models.Model):
+    """One "who is speaking" question (Xiaozhi's /voiceprint/identify), answered by the worker."""
+
+    class Status(models.TextChoices):
+        PENDING = "pending", "Pending"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    FINAL_STATUSES = (Status.DONE, Status.FAILED)
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    tenant = models.ForeignKey("tenants.Tenant", on_delete=models.CASCADE, related_name="+")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING)
+    pending_audio = models.BinaryField(null=True, blank=True)  # PCM16 until answered
+    candidates = models.JSONField(default=list)  # speaker ids (the tenant's, checked at submit)
+    speaker = models.ForeignKey(Speaker, null=True, blank=True, on_delete=models.SET_NULL, related_name="+")
+    score = models.FloatField(null=True, blank=True)
+    error_message = models.TextField(blank=True, default="")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    def __str__(self) -> str:
+        return f"{self.pk} ({self.status})"

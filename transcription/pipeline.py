@@ -17,6 +17,7 @@ import numpy as np
 
 from transcription.audio import AudioSource, decode_stream
 from transcription.constants import SAMPLE_RATE
+from transcription.diarize import SpeakerTrack
 from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions, Window, join_texts
 from transcription.vad import VAD_FRAME, speech_regions
 
@@ -47,6 +48,7 @@ class PipelineResult:
     model: str
     windows: int = 0  # engine calls made
     warnings: tuple[str, ...] = ()  # from the engine, e.g. hotwords a model cannot use
+    speaker_ms: int = 0  # speaker embeddings and clustering (diarize / voiceprints)
 
 
 # Recognition as steps: yields each Window, is sent its EngineResult, returns the PipelineResult.
@@ -97,8 +99,10 @@ class _Windows:
         options: TranscribeOptions,
         report: Callable[[float], None],
         recognized: Callable[[tuple[Segment, ...]], None] | None = None,
+        speakers: SpeakerTrack | None = None,
     ) -> None:
         self.options, self.report, self.recognized = options, report, recognized
+        self.speakers = speakers  # sees the same windows and regions as the engine (embeddings only are kept)
         self.vad_ns = self.asr_ms = self.windows = 0
         self.speech_s = 0.0
         self.segments: list[Segment] = []
@@ -118,6 +122,8 @@ class _Windows:
         self.model = result.model or self.model
         self.segments.extend(result.segments)
         self.warnings.update(dict.fromkeys(result.warnings))
+        if self.speakers is not None:
+            self.speakers.feed(window, regions, base)
         if self.recognized is not None and result.segments:
             self.recognized(tuple(result.segments))
         self.report((base + window.shape[0]) / SAMPLE_RATE)
@@ -152,6 +158,11 @@ class _Windows:
             self.carry = np.zeros(0, dtype=np.float32)
 
     def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
+        speaker_ms = 0
+        if self.speakers is not None:
+            started = time.perf_counter()
+            self.segments = list(self.speakers.label(tuple(self.segments)))
+            speaker_ms = self.speakers.embed_ms + int((time.perf_counter() - started) * 1000)
         weights: Counter[str] = Counter()
         for seg in self.segments:
             if seg.language:
@@ -173,6 +184,7 @@ class _Windows:
             model=self.model,
             windows=self.windows,
             warnings=tuple(self.warnings),
+            speaker_ms=speaker_ms,
         )
 
 
@@ -225,6 +237,7 @@ def recognize_file_steps(
     chunk_seconds: float = 300.0,
     admit: Callable[[float], None] | None = None,
     recognized: Callable[[tuple[Segment, ...]], None] | None = None,
+    speakers: SpeakerTrack | None = None,
 ) -> Steps:
     """Transcribe a file (a path, or stored audio opened through the storage API) without ever holding all
     of its samples: a generator that yields each window (engines.base.Window) and takes back its
@@ -249,6 +262,7 @@ def recognize_file_steps(
             options=options,
             report=_reporter(progress, lambda: expected_s or stream.hint_s),
             recognized=recognized,
+            speakers=speakers,
         )
         chunks = iter(stream)
         while True:
@@ -275,15 +289,17 @@ def recognize_samples(
     options: TranscribeOptions,
     progress: Callable[[float], None] | None = None,
     chunk_seconds: float = 300.0,
+    speakers: SpeakerTrack | None = None,
 ) -> PipelineResult:
     """recognize_file() for audio already in memory (16 kHz mono float32): the same VAD, windows and vote."""
-    return drive(_samples_steps(samples, engine.name, options, progress, chunk_seconds), engine)
+    return drive(_samples_steps(samples, engine.name, options, progress, chunk_seconds, speakers), engine)
 
 
-def _samples_steps(samples, engine_name, options, progress, chunk_seconds) -> Steps:
+def _samples_steps(samples, engine_name, options, progress, chunk_seconds, speakers=None) -> Steps:
     samples = np.ascontiguousarray(samples, dtype=np.float32).reshape(-1)
     total_s = samples.shape[0] / SAMPLE_RATE
-    windows = _Windows(name=engine_name, options=options, report=_reporter(progress, lambda: total_s))
+    report = _reporter(progress, lambda: total_s)
+    windows = _Windows(name=engine_name, options=options, report=report, speakers=speakers)
     step = max(1, int(round(chunk_seconds * SAMPLE_RATE)))
     for start in range(0, samples.shape[0], step):
         yield from windows.feed(samples[start : start + step])

@@ -14,6 +14,14 @@ class SegmentSerializer(serializers.Serializer):
     start = serializers.FloatField(help_text="Seconds from the start of the original audio.")
     end = serializers.FloatField()
     text = serializers.CharField()
+    speaker = serializers.CharField(
+        required=False,
+        help_text="With diarize: S1, S2... in order of first appearance (renamable per transcription). With "
+        "speaker_ids: the enrolled speaker's name when the voiceprint matched, else 'unknown' (or the S label).",
+    )
+    speaker_score = serializers.FloatField(
+        required=False, allow_null=True, help_text="With speaker_ids: cosine similarity to the best voiceprint."
+    )
 
 
 class UsageSerializer(serializers.Serializer):

@@ -6,13 +6,13 @@ import uuid
 from datetime import date, datetime, time, timedelta
 
 from asgiref.sync import sync_to_async
-from django.db.models import Count, Min, QuerySet, Sum
+from django.db.models import Count, Min, Q, QuerySet, Sum
 from django.db.models.functions import TruncDate
 from django.utils import timezone
 
 from portal.errors import NotFound
 from portal.longpoll import ColumnWatch
-from transcription.models import HotwordList, Transcription
+from transcription.models import HotwordList, Speaker, SpeakerIdentification, Transcription
 
 
 def transcription_list(
@@ -183,3 +183,91 @@ def transcription_queue_stats() -> dict:
     counts = {status: 0 for status in active} | {row["status"]: row["n"] for row in rows}
     oldest = Transcription.objects.filter(status=Transcription.Status.QUEUED).aggregate(oldest=Min("enqueued_at"))
     return {"counts": counts, "oldest_enqueued_at": oldest["oldest"]}
+
+
+# --- speakers (voiceprints) ----------------------------------------------------------------------------
+
+
+def speaker_list(*, tenant) -> QuerySet[Speaker]:
+    return Speaker.objects.filter(tenant=tenant).defer("pending_audio", "embedding").order_by("name", "created_at")
+
+
+def speaker_get(*, tenant, speaker_id) -> Speaker:
+    """The tenant's speaker, or NotFound (also for another tenant's id and malformed ids)."""
+    try:
+        pk = uuid.UUID(str(speaker_id))
+    except ValueError:
+        raise NotFound("No such speaker.") from None
+    speaker = Speaker.objects.filter(tenant=tenant, pk=pk).defer("pending_audio").first()
+    if speaker is None:
+        raise NotFound("No such speaker.")
+    return speaker
+
+
+def speaker_get_external(*, tenant, external_id: str) -> Speaker:
+    speaker = Speaker.objects.filter(tenant=tenant, external_id=external_id).defer("pending_audio").first()
+    if speaker is None:
+        raise NotFound("No such speaker.")
+    return speaker
+
+
+def speaker_list_by_ids(*, tenant, speaker_ids: list[str]) -> list[Speaker]:
+    """The tenant's speakers named by id or by external id (Xiaozhi's speaker_id), in the order asked; ids that
+    name none of the tenant's speakers are left out (the caller compares the counts)."""
+    wanted = list(dict.fromkeys(str(i).strip() for i in speaker_ids if str(i).strip()))
+    keys = [_canonical(v) for v in wanted]
+    uuids = [k for k in keys if isinstance(k, uuid.UUID)]
+    found = Speaker.objects.filter(tenant=tenant).filter(Q(pk__in=uuids) | Q(external_id__in=wanted))
+    by_key: dict = {}
+    for speaker in found.defer("pending_audio"):
+        by_key[speaker.pk] = speaker
+        if speaker.external_id:
+            by_key[speaker.external_id] = speaker
+    out: list[Speaker] = []
+    for value, key in zip(wanted, keys, strict=True):
+        speaker = by_key.get(value) or by_key.get(key)
+        if speaker is not None and speaker not in out:
+            out.append(speaker)
+    return out
+
+
+def _canonical(value: str):
+    try:
+        return uuid.UUID(value)
+    except ValueError:
+        return value
+
+
+_speaker_watch = ColumnWatch(Speaker, "status", (Speaker.Status.READY, Speaker.Status.FAILED), interval_s=0.05)
+_identification_watch = ColumnWatch(
+    SpeakerIdentification, "status", SpeakerIdentification.FINAL_STATUSES, interval_s=0.05
+)
+
+
+async def speaker_await_enrolled(*, tenant, speaker_id, timeout_s: float) -> Speaker:
+    """The speaker once embedded (ready or failed), or as it is after timeout_s (long-poll, no thread held)."""
+    speaker = await sync_to_async(speaker_get)(tenant=tenant, speaker_id=speaker_id)
+    if speaker.status == Speaker.Status.PENDING:
+        await _speaker_watch.wait(speaker.pk, timeout_s=timeout_s)
+        speaker = await sync_to_async(speaker_get)(tenant=tenant, speaker_id=speaker_id)
+    return speaker
+
+
+async def identification_await(*, identification: SpeakerIdentification, timeout_s: float) -> SpeakerIdentification:
+    if identification.status not in SpeakerIdentification.FINAL_STATUSES:
+        await _identification_watch.wait(identification.pk, timeout_s=timeout_s)
+        identification = await SpeakerIdentification.objects.select_related("speaker").aget(pk=identification.pk)
+    return identification
+
+
+def speaker_voiceprints(*, tenant, speaker_ids: list[str], model: str):
+    """Voiceprints of the tenant's ready speakers among `speaker_ids` made by `model` (deleted ones are gone)."""
+    import numpy as np
+
+    from transcription.diarize import Voiceprint
+
+    rows = Speaker.objects.filter(tenant=tenant, pk__in=speaker_ids, status=Speaker.Status.READY, embedding_model=model)
+    return tuple(
+        Voiceprint(speaker_id=str(s.pk), name=s.name, embedding=np.frombuffer(bytes(s.embedding), dtype=np.float32))
+        for s in rows.exclude(embedding=None).order_by("name", "created_at")
+    )

@@ -30,3 +30,15 @@ def transcription_retention_task() -> dict:
 def webhook_deliver_task(transcription_id: str, attempt: int = 1) -> bool:
     with job_logging(transcription_id):
         return webhook_deliver(transcription_id=transcription_id, attempt=attempt)
+
+
+def speaker_enroll_task(speaker_id: str) -> str:
+    from transcription.services.speakers import speaker_enroll
+
+    return speaker_enroll(speaker_id=speaker_id)
+
+
+def speaker_identify_task(identification_id: str) -> str:
+    from transcription.services.speakers import identification_run
+
+    return identification_run(identification_id=identification_id)

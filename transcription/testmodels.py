@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("sensevoice", "paraformer", "seaco", "paraformer_streaming")
+KINDS = ("sensevoice", "paraformer", "seaco", "paraformer_streaming", "campplus")
 
 SENSEVOICE_TAGS = (
     "<|zh|>", "<|en|>", "<|yue|>", "<|ja|>", "<|ko|>", "<|nospeech|>",
@@ -141,6 +141,17 @@ def _paraformer_config(dim: int, blocks: int, units: int, *, seaco: bool, vocab:
     return config
 
 
+# CAM++ (speaker embeddings): the dense TDNN blocks are fixed at 12/24/16 layers, only the widths shrink here.
+CAMPPLUS_TINY = {"embedding_size": 64, "growth_rate": 8, "bn_size": 2, "init_channels": 32}
+CAMPPLUS_FULL = {"embedding_size": 192, "growth_rate": 32, "bn_size": 4, "init_channels": 128}  # the real dims
+
+
+def campplus_config(widths: dict) -> dict:
+    """config.yaml of a CAM++ speaker model (no frontend, CMVN or tokenizer: it computes its own fbank)."""
+    conf = {"feat_dim": 80, "config_str": "batchnorm-relu", "memory_efficient": True, "output_level": "segment"}
+    return {"model": "CAMPPlus", "model_conf": {**conf, **widths}}
+
+
 def _paraformer_streaming_config(dim: int, blocks: int, units: int, *, vocab: int) -> dict:
     """paraformer-zh-streaming's architecture (SANMEncoderChunkOpt, chunked SCAMA masks, WavFrontendOnline)."""
     config = _paraformer_config(dim, blocks, units, seaco=False, vocab=vocab)
@@ -251,6 +262,8 @@ def build_test_model(
         raise ValueError("Only the sensevoice kind has a full-size variant.")
     out = Path(directory)
     out.mkdir(parents=True, exist_ok=True)
+    if kind == "campplus":
+        return build_speaker_model(out, seed=seed)
     metas: dict = {"init_param": "model.pt", "config": "config.yaml", "frontend_conf": {"cmvn_file": "am.mvn"}}
     if kind == "sensevoice":
         f = FULL_SENSEVOICE if full else {}
@@ -290,6 +303,19 @@ def build_test_model(
     model = build_model_object(out, seed=seed)
     randomize_(model, seed=seed)
     save_weights(model, out / "model.pt")
+    return out
+
+
+def build_speaker_model(directory: str | Path, *, seed: int = 0, full: bool = False) -> Path:
+    """A CAM++ speaker-embedding model with the classes' own seeded init (`full`: the real 6.9 M-parameter dims)."""
+    out = Path(directory)
+    out.mkdir(parents=True, exist_ok=True)
+    _write_yaml(out / "config.yaml", campplus_config(CAMPPLUS_FULL if full else CAMPPLUS_TINY))
+    metas = {"init_param": "model.pt", "config": "config.yaml"}
+    configuration = {"framework": "pytorch", "task": "speaker-verification", "model": {"type": "funasr"}}
+    configuration["file_path_metas"] = metas
+    (out / "configuration.json").write_text(json.dumps(configuration, indent=2, sort_keys=True) + "\n")
+    save_weights(build_model_object(out, seed=seed), out / "model.pt")
     return out
 
 

@@ -104,12 +104,37 @@ def transcription_detail(request, transcription_id):
 
     transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
     units = receipt_units(transcription=transcription) if transcription.status == Transcription.Status.SUCCEEDED else []
+    segments = transcription.segments if transcription.status == Transcription.Status.SUCCEEDED else []
+    speakers = list(dict.fromkeys(seg["speaker"] for seg in segments if seg.get("speaker")))
+    colour = {name: i % SPEAKER_COLOURS for i, name in enumerate(speakers)}
     context = {
         "transcription": transcription,
         "units": units,
         "requested_language": (transcription.options or {}).get("language", "auto"),
+        "segments": [{**seg, "colour": colour.get(seg.get("speaker"), "")} for seg in segments],
+        "speakers": [{"name": name, "colour": colour[name]} for name in speakers],
     }
     return render(request, "dashboard/transcriptions/detail.html", context)
+
+
+SPEAKER_COLOURS = 8
+
+
+@require_POST
+@tenant_view(p.TRANSCRIBE)
+def transcription_speakers_rename(request, transcription_id):
+    """Rename the speakers of this transcript (S1 -> "Alice"); giving two labels one name merges them."""
+    from transcription.services.speakers import transcription_speakers_rename as rename
+
+    transcription = transcription_get(tenant=request.tenant, transcription_id=transcription_id)
+    names = dict(zip(request.POST.getlist("label"), request.POST.getlist("name"), strict=False))
+    try:
+        rename(transcription=transcription, names=names)
+    except DomainError as exc:
+        messages.error(request, exc.message)
+    else:
+        messages.success(request, _("Speakers renamed."))
+    return redirect("dashboard:transcription_detail", transcription_id=transcription.pk)
 
 
 @tenant_view(p.TRANSCRIBE)

@@ -223,6 +223,21 @@ ASR_ENGINES = {
         },
     },
 }
+# Speakers: diarization (`diarize`) and tenant voiceprints (`speaker_ids`) embed speech with this model.
+SPEAKER_MODEL = env("SPEAKER_MODEL", default="iic/speech_campplus_sv_zh-cn_16k-common")
+SPEAKER_ENGINES = {
+    "default": {
+        "BACKEND": "transcription.engines.speaker.FunASRSpeakerEngine",
+        "OPTIONS": {"model": SPEAKER_MODEL, "device": ASR_DEVICE, "threads": ASR_THREADS},
+    },
+}
+# How long POST /api/v1/speakers and /voiceprint/* wait for the worker's embedding before answering.
+SPEAKER_WAIT_SECONDS = env.float("SPEAKER_WAIT_SECONDS", default=30)
+# Average cosine similarity below which two groups of windows are different speakers (diarization; tuned on the
+# fixture CAM++: same voice 0.45-0.64, two voices 0.0 and below).
+SPEAKER_CLUSTER_THRESHOLD = env.float("SPEAKER_CLUSTER_THRESHOLD", default=0.25)
+# Cosine similarity to an enrolled voiceprint that names a segment's speaker (else "unknown").
+VOICEPRINT_THRESHOLD = env.float("VOICEPRINT_THRESHOLD", default=0.3)
 # Each worker of a cluster named here runs the callable when it spawns, before its first task, and the cluster
 # takes no task until all its workers did (portal's qcluster): ASR workers load their model at start, and a
 # cluster whose model cannot load exits at once saying why. ASR_WARM_START=false loads on the first job instead.
@@ -237,9 +252,9 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
-# The ASR cluster's processes run this much nicer than the web tier on a shared host: the model takes the CPU
-# the web leaves, so submits, status reads and health checks never queue behind a batch (0: same priority).
-ASR_NICE = env.int("ASR_NICE", default=10)
+# The ASR cluster's processes can run this much nicer than the web tier on a host they share: the model then
+# takes the CPU the web leaves. Off by default: on a host busy with other work a nice cluster starves.
+ASR_NICE = env.int("ASR_NICE", default=0)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
 OPENAI_WAIT_SECONDS = env.int("OPENAI_WAIT_SECONDS", default=600)

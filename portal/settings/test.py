@@ -16,6 +16,8 @@ os.environ["PROMETHEUS_MULTIPROC_DIR"] = os.environ["TINGXIE_TEST_METRICS_DIR"] 
 CLUSTER_HEARTBEAT_INTERVAL_S = env.int("CLUSTER_HEARTBEAT_INTERVAL_S", default=1)
 ASR_MODEL = env("ASR_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "sensevoice_trained"))
 ASR_ENGINES["default"]["OPTIONS"]["model"] = ASR_MODEL  # noqa: F405
+SPEAKER_MODEL = env("SPEAKER_MODEL", default=str(BASE_DIR / "tests" / "fixtures" / "models" / "campplus_trained"))
+SPEAKER_ENGINES["default"]["OPTIONS"]["model"] = SPEAKER_MODEL  # noqa: F405
 API_SUBMIT_RATE = env("API_SUBMIT_RATE", default="1000/min")
 REST_FRAMEWORK["DEFAULT_THROTTLE_RATES"] = {"submit": API_SUBMIT_RATE, "read": "10000/min"}  # noqa: F405
 CACHES = {"default": {"BACKEND": "django.core.cache.backends.locmem.LocMemCache"}}

@@ -105,4 +105,36 @@
       if (stopAt !== null && player.currentTime >= stopAt) { player.pause(); stopAt = null; }
     });
   }
+
+  // Speakers page: record a voice sample with the microphone and add it to the upload field.
+  var recorderBox = document.querySelector("[data-recorder]");
+  if (recorderBox && window.MediaRecorder && navigator.mediaDevices && window.DataTransfer) {
+    recorderBox.hidden = false;
+    var recordBtn = recorderBox.querySelector("[data-record]");
+    var note = recorderBox.querySelector("[data-recorded]");
+    var fileInput = document.querySelector("#enroll-form input[type=file]");
+    var startLabel = recordBtn.textContent, recorder = null, chunks = [];
+    recordBtn.addEventListener("click", function () {
+      if (recorder) { recorder.stop(); return; }
+      navigator.mediaDevices.getUserMedia({ audio: true }).then(function (stream) {
+        chunks = [];
+        recorder = new MediaRecorder(stream);
+        recorder.ondataavailable = function (e) { if (e.data.size) chunks.push(e.data); };
+        recorder.onstop = function () {
+          stream.getTracks().forEach(function (t) { t.stop(); });
+          var type = recorder.mimeType || "audio/webm";
+          var ext = type.indexOf("ogg") >= 0 ? "ogg" : (type.indexOf("mp4") >= 0 ? "m4a" : "webm");
+          var transfer = new DataTransfer();
+          Array.prototype.forEach.call(fileInput.files, function (f) { transfer.items.add(f); });
+          transfer.items.add(new File(chunks, "recording-" + (transfer.items.length + 1) + "." + ext, { type: type }));
+          fileInput.files = transfer.files;
+          note.textContent = fileInput.files.length + " \u2713";
+          recorder = null;
+          recordBtn.textContent = startLabel;
+        };
+        recorder.start();
+        recordBtn.textContent = recordBtn.dataset.stopLabel;
+      }).catch(function (err) { note.textContent = String(err); });
+    });
+  }
 })();

@@ -64,12 +64,19 @@ class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
         request={"multipart/form-data": OpenAITranscriptionSerializer},
         parameters=RETRY_HEADERS,
         responses={
-            200: OpenApiResponse(
+            (200, "application/json"): OpenApiResponse(
                 OpenApiTypes.OBJECT,
-                description="The transcript in response_format (text/plain for text, srt and vtt; "
-                "text/event-stream with stream=true). An identical request while its job is queued or running "
-                "attaches to that job (header Idempotent-Replayed: true) instead of making and billing another.",
-            )
+                description="The transcript in response_format (json, verbose_json). An identical request while "
+                "its job is queued or running attaches to that job (header Idempotent-Replayed: true) instead of "
+                "making and billing another.",
+            ),
+            (200, "text/plain"): OpenApiResponse(OpenApiTypes.STR, description="response_format text, srt or vtt."),
+            (200, "text/event-stream"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description='stream=true: `data: {"type": "transcript.text.delta", "delta"}` per '
+                'recognized segment, then `data: {"type": "transcript.text.done", "text", "usage"}`; '
+                'a failed job ends with `data: {"error": {...}}`.',
+            ),
         },
         summary="OpenAI-compatible transcription (answers when the job is done)",
     )

@@ -9,6 +9,7 @@ from django.utils import timezone
 from rest_framework import serializers
 
 from transcription.constants import LANGUAGES
+from transcription.diarize import MAX_SPEAKERS
 from transcription.models import Transcription
 
 
@@ -21,6 +22,20 @@ class TranscriptionCreateSerializer(serializers.Serializer):
     vad = serializers.BooleanField(default=True, help_text="Cut silence before recognition.")
     hotwords = serializers.CharField(required=False, allow_blank=True, default="", help_text="One per line.")
     hotword_list = serializers.IntegerField(required=False, help_text="Id of a saved hotword list.")
+    diarize = serializers.BooleanField(
+        default=False, help_text="Label segments with speakers S1, S2... in order of first appearance."
+    )
+    speakers = serializers.IntegerField(
+        required=False, min_value=1, max_value=MAX_SPEAKERS, help_text="Exact number of speakers (implies diarize)."
+    )
+    min_speakers = serializers.IntegerField(required=False, min_value=1, max_value=MAX_SPEAKERS)
+    max_speakers = serializers.IntegerField(required=False, min_value=1, max_value=MAX_SPEAKERS)
+    speaker_ids = serializers.ListField(
+        child=serializers.CharField(),
+        required=False,
+        help_text="Enrolled speakers (ids, repeated or comma-separated): segments get the matching speaker's name "
+        "and a score, or 'unknown'.",
+    )
     webhook_url = serializers.URLField(
         required=False,
         allow_blank=True,
@@ -32,6 +47,15 @@ class TranscriptionCreateSerializer(serializers.Serializer):
         if value and not value.startswith(("http://", "https://")):
             raise serializers.ValidationError("Must be an http(s) URL.")
         return value
+
+    def validate_speaker_ids(self, value: list[str]) -> list[str]:
+        return [part.strip() for item in value for part in item.split(",") if part.strip()]
+
+
+def speaker_options(data: dict) -> dict:
+    """The speaker options of a validated create request, for options_normalize."""
+    keys = ("diarize", "speakers", "min_speakers", "max_speakers", "speaker_ids")
+    return {key: data[key] for key in keys if data.get(key) not in (None, [], "")}
 
 
 class TranscriptionListQuerySerializer(serializers.Serializer):

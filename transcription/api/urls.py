@@ -1,6 +1,6 @@
 from django.urls import path
 
-from transcription.api import views
+from transcription.api import speakers, views
 
 urlpatterns = [
     path("transcriptions", views.TranscriptionCreateListApi.as_view(), name="api-transcriptions"),
@@ -17,4 +17,6 @@ urlpatterns = [
     ),
     path("transcriptions/<str:transcription_id>/receipt", views.TranscriptionReceiptApi.as_view(), name="api-receipt"),
     path("usage", views.UsageApi.as_view(), name="api-usage"),
+    path("speakers", speakers.SpeakerCreateListApi.as_view(), name="api-speakers"),
+    path("speakers/<str:speaker_id>", speakers.SpeakerDetailApi.as_view(), name="api-speaker"),
 ]

@@ -20,6 +20,7 @@ from transcription.api.serializers import (
     TranscriptionCreateSerializer,
     TranscriptionListQuerySerializer,
     UsageQuerySerializer,
+    speaker_options,
 )
 from transcription.formats import FORMATS, render_transcript
 from transcription.models import Transcription
@@ -62,6 +63,7 @@ class TranscriptionCreateListApi(TenantApi):
                 "vad": data["vad"],
                 "hotwords": data.get("hotwords", ""),
                 "hotword_list": data.get("hotword_list"),
+                **speaker_options(data),
             },
             source=Transcription.Source.API,
             api_key=self.api_key,

@@ -7,10 +7,11 @@ import threading
 from django.conf import settings
 from django.utils.module_loading import import_string
 
-from transcription.engines.base import BaseEngine
+from transcription.engines.base import BaseEngine, BaseSpeakerEngine
 
 _lock = threading.Lock()
 _engines: dict[str, BaseEngine] = {}
+_speaker_engines: dict[str, BaseSpeakerEngine] = {}
 
 
 def get_engine(alias: str = "default") -> BaseEngine:
@@ -23,6 +24,20 @@ def get_engine(alias: str = "default") -> BaseEngine:
             config = settings.ASR_ENGINES[alias]
             engine = import_string(config["BACKEND"])(**config.get("OPTIONS", {}))
             _engines[alias] = engine
+        return engine
+
+
+def get_speaker_engine(alias: str = "default") -> BaseSpeakerEngine:
+    """The speaker-embedding engine (settings.SPEAKER_ENGINES), built once per process like the ASR engine."""
+    engine = _speaker_engines.get(alias)
+    if engine is not None:
+        return engine
+    with _lock:
+        engine = _speaker_engines.get(alias)
+        if engine is None:
+            config = settings.SPEAKER_ENGINES[alias]
+            engine = import_string(config["BACKEND"])(**config.get("OPTIONS", {}))
+            _speaker_engines[alias] = engine
         return engine
 
 
@@ -54,6 +69,7 @@ def engine_supports_hotwords(alias: str = "default") -> bool:
 
 def reset_engines() -> None:
     with _lock:
-        for engine in _engines.values():
+        for engine in [*_engines.values(), *_speaker_engines.values()]:
             engine.close()
         _engines.clear()
+        _speaker_engines.clear()

@@ -31,6 +31,8 @@ class Segment:
     language: str = ""
     emotion: str = ""
     events: tuple[str, ...] = ()
+    speaker: str = ""  # S1, S2... (diarization) or an enrolled speaker's name / "unknown" (voiceprints)
+    speaker_score: float | None = None  # cosine to the best voiceprint, when voiceprints were given
 
 
 @dataclass(frozen=True)
@@ -147,3 +149,25 @@ class BaseEngine:
 
     def close(self) -> None:
         """Release model memory (GPU caches included). Optional."""
+
+
+class BaseSpeakerEngine:
+    """Speaker embeddings for diarization and voiceprints. Implementations must:
+    - take decoded 16 kHz mono float32 arrays only (never a path or URL);
+    - load their model lazily, once per process;
+    - return one L2-normalized row per piece, in input order (`embed`).
+    """
+
+    name: str = ""
+
+    def __init__(self, **options) -> None:
+        self.options = options
+
+    def embed(self, pieces: list[np.ndarray]) -> np.ndarray:
+        raise NotImplementedError("Speaker engines must implement embed().")
+
+    def load(self) -> None:
+        """Load the model now (otherwise the first embed() does). Optional."""
+
+    def close(self) -> None:
+        """Release model memory. Optional."""

@@ -41,5 +41,7 @@ def audio_discard(name: str | None) -> None:
 
 
 def segment_dicts(segments) -> list[dict]:
-    """Engine segments as the row stores them."""
-    return [{"start": round(s.start, 3), "end": round(s.end, 3), "text": s.text} for s in segments]
+    """Engine segments as the row stores them (speaker fields only when speakers were asked for)."""
+    from transcription.diarize import segment_dict
+
+    return [segment_dict(s) for s in segments]

@@ -185,14 +185,13 @@ def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, windo
     API (a local file, or the object streamed from the bucket) when the first step runs, and closed with them."""
     from transcription import pipeline
     from transcription.engines.base import TranscribeOptions
+    from transcription.services.speakers import speaker_track_for
 
     opts = t.options
     options = TranscribeOptions(
-        language=opts.get("language", "auto"),
-        itn=opts.get("itn", True),
-        vad=opts.get("vad", True),
+        language=opts.get("language", "auto"), itn=opts.get("itn", True), vad=opts.get("vad", True),
         hotwords=tuple(opts.get("hotwords", [])),
-    )
+    )  # fmt: skip
     if not t.audio.name:
         raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
     partial: list[dict] = []
@@ -208,6 +207,7 @@ def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, windo
                 chunk_seconds=window_s,
                 admit=_hold_guard(claim, t),
                 recognized=lambda found: partial.extend(segment_dicts(found)),
+                speakers=speaker_track_for(tenant_id=t.tenant_id, options=opts),
             )
         )
 

@@ -22,6 +22,7 @@ from transcription.models import Transcription
 from transcription.selectors import transcription_cached_result, transcription_identical
 from transcription.services.common import Status, audio_discard, transcription_enqueue, webhook_enqueue
 from transcription.services.hotwords import hotwords_merge
+from transcription.services.speakers import speaker_options_normalize
 
 MAX_HOTWORDS = 200
 MAX_HOTWORD_LEN = 64
@@ -29,7 +30,7 @@ MAX_HOTWORD_LEN = 64
 
 def options_normalize(options: dict, *, tenant=None) -> dict:
     """Validate and canonicalize options (language, itn, vad, hotwords; a saved `hotword_list` id of the tenant's
-    is merged in first, then the typed hotwords, duplicates dropped)."""
+    is merged in first, then the typed hotwords, duplicates dropped; speakers: see speaker_options_normalize)."""
     language = (options.get("language") or "auto").strip().lower()
     if language not in LANGUAGES:
         raise InvalidRequest(f"language must be one of: {', '.join(LANGUAGES)} (got {language!r}).")
@@ -44,6 +45,7 @@ def options_normalize(options: dict, *, tenant=None) -> dict:
         "itn": bool(options.get("itn", True)),
         "vad": bool(options.get("vad", True)),
         "hotwords": hotwords,
+        **speaker_options_normalize(options, tenant=tenant),
     }
 
 

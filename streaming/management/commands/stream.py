@@ -1,5 +1,9 @@
 """Run a stream worker: FunASR's runtime WebSocket protocol on STREAM_HOST:STREAM_PORT (uvicorn, one process)."""
 
+import logging
+import os
+import sys
+
 from django.conf import settings
 from django.core.management.base import BaseCommand
 
@@ -25,3 +29,10 @@ class Command(BaseCommand):
             timeout_graceful_shutdown=3,
             log_level="warning",
         )
+        # uvicorn has closed every stream (each settled its session) and run the lifespan shutdown: end now,
+        # without the seconds an interpreter holding torch spends tearing down (SIGTERM must end `make run`
+        # within 10 s, even on a busy machine).
+        logging.shutdown()
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)

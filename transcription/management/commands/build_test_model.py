@@ -1,4 +1,4 @@
-"""Write a tiny random FunASR model (SenseVoice, Paraformer or SeACo-Paraformer) for tests and benchmarks."""
+"""Write a tiny random FunASR model (SenseVoice, Paraformer, SeACo-Paraformer, CAM++) for tests and benchmarks."""
 
 from django.core.management.base import BaseCommand
 
