@@ -39,6 +39,7 @@ class RealtimeConnection(FunasrConnection):
         self.previous_item_id: str | None = None
         self.offset_s = 0.0  # stream time (s) where the current recognizer's audio starts
         self.buffered_s = 0.0  # audio appended since the last commit or clear
+        self.full_reported = False
 
     # --- hooks ------------------------------------------------------------------------------------------
     def accept_message(self, offered: list[str]) -> dict:
@@ -159,18 +160,30 @@ class RealtimeConnection(FunasrConnection):
     async def _drop_recognizer(self) -> None:
         """Forget the uncommitted audio (and the resampler's tail): the next append starts a fresh buffer."""
         self.recognizer, self.resampler, self.carry = None, None, b""
-        self.buffered_s = 0.0
+        self.buffered_s, self.full_reported = 0.0, False
         self.utterance_open = False
 
     async def _committed(self, item: _Item) -> None:
         item.committed = True
-        self.buffered_s = 0.0
+        self.buffered_s, self.full_reported = 0.0, False
         previous, self.previous_item_id = self.previous_item_id, item.id
         await self.send_json(rt.event("input_audio_buffer.committed", item_id=item.id, previous_item_id=previous))
 
     # --- audio and results ------------------------------------------------------------------------------
     async def _on_audio(self, data: bytes) -> None:
-        self.buffered_s += len(data) / (2 * self.config.audio_fs)
+        seconds = len(data) / (2 * self.config.audio_fs)
+        limit = settings.REALTIME_MAX_UNCOMMITTED_SECONDS
+        if not self.config.vad and self.buffered_s + seconds > limit:
+            self.pending_bytes -= len(data)  # refused, not buffered: the client commits or clears, then goes on
+            message = (
+                f"The input audio buffer holds {self.buffered_s:.0f} s, the most one item may have "
+                f"({limit} s); commit or clear it before appending more."
+            )
+            if not self.full_reported:  # once per buffer, not per append
+                self.full_reported = True
+                await self.send_json(rt.error_event(message, code="input_audio_buffer_full"))
+            return
+        self.buffered_s += seconds
         await super()._on_audio(data)
 
     def _recognizer(self):

@@ -272,6 +272,8 @@ STREAM_PUBLIC_URL = env("STREAM_PUBLIC_URL", default="")
 # ws://STREAM_HOST:STREAM_PORT. At most REALTIME_PROXY_MAX_CONNECTIONS relayed at once per web process.
 STREAM_URL = env("STREAM_URL", default="")
 REALTIME_PROXY_MAX_CONNECTIONS = env.int("REALTIME_PROXY_MAX_CONNECTIONS", default=200)
+# OpenAI Realtime with turn_detection null: the most audio one commit may hold (seconds, kept in memory).
+REALTIME_MAX_UNCOMMITTED_SECONDS = env.int("REALTIME_MAX_UNCOMMITTED_SECONDS", default=600)
 # The streaming Paraformer giving partials (hub id or local directory; "" = no partials, finals only).
 STREAM_ONLINE_MODEL = env(
     "STREAM_ONLINE_MODEL", default="iic/speech_paraformer-large_asr_nat-zh-cn-16k-common-vocab8404-online"

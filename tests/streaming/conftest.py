@@ -21,6 +21,7 @@ SERVER_ENV = {  # small limits, so the tests reach them
     "STREAM_BURST_SECONDS": "20",
     "STREAM_MAX_FRAME_BYTES": str(32000 * 15),
     "STREAM_REPLICAS": "1",
+    "REALTIME_MAX_UNCOMMITTED_SECONDS": "12",
 }
 
 

@@ -194,7 +194,16 @@ def test_manual_commit_clear_and_bad_events(stream_worker, tenant, funded, park_
         "conversation.item.input_audio_transcription.completed",
     ]
     assert events[1]["delta"] == events[2]["transcript"] and PARK[:4] in events[2]["transcript"]
-    [row] = all_closed(tenant, 1)  # the mode is the one it opened with
+    with client(stream_worker, funded).realtime.connect(extra_query={"intent": "transcription"}) as connection:
+        recv(connection)
+        connection.session.update(session={"type": "transcription", "audio": {"input": {"turn_detection": None}}})
+        recv(connection)
+        for audio in chunks(bytes(24000 * 2 * 13), 48000):  # 13 s uncommitted: over the worker's 12 s
+            connection.input_audio_buffer.append(audio=audio)
+        assert recv(connection)["error"]["code"] == "input_audio_buffer_full"  # once, not per append
+        connection.input_audio_buffer.clear()
+        assert recv(connection)["type"] == "input_audio_buffer.cleared"
+    row, _ = all_closed(tenant, 2)  # the mode is the one it opened with
     assert (row.mode, row.finals, row.billed_tokens) == ("server_vad", 1, events[2]["usage"]["output_tokens"])
     assert_stream_money(tenant)
 
