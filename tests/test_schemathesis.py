@@ -32,6 +32,8 @@ def server(transactional_db, tmp_path, monkeypatch):
     monkeypatch.setenv("STRIPE_API_BASE", stripe.url)
     # The writes are fuzzed, not throttled (429 is tested elsewhere).
     monkeypatch.setenv("API_SUBMIT_RATE", "100000/min")
+    # No worker here: speaker enrollment/identification answers pending/504 after this wait, not after 30 s.
+    monkeypatch.setenv("SPEAKER_WAIT_SECONDS", "1")
     try:
         server = Uvicorn(tmp_path / "media")
         yield server
