@@ -46,8 +46,9 @@ web: venv
 	  --lifespan off --proxy-headers --forwarded-allow-ips "$(FORWARDED_ALLOW_IPS)" --timeout-graceful-shutdown 10 \
 	  --no-access-log
 
+# A worker machine loads its model when the cluster starts (ASR_WARM_START=false: on the first job instead).
 worker: venv
-	Q_CLUSTER_NAME=asr $(PY) manage.py qcluster
+	Q_CLUSTER_NAME=asr ASR_WARM_START=$${ASR_WARM_START:-true} $(PY) manage.py qcluster
 
 # A stream worker (what a GPU/stream machine runs next to `make worker`): FunASR's runtime WebSocket protocol on
 # STREAM_HOST:STREAM_PORT (default 127.0.0.1:10095); production settings unless DJANGO_SETTINGS_MODULE says otherwise.

@@ -81,8 +81,10 @@ def test_models_and_refusals_are_openai_shaped(server, client, tenant, grant):
     assert {"whisper-1", "gpt-4o-transcribe", "gpt-4o-mini-transcribe", "sensevoice_trained"} <= set(listed)
     assert not any(m.startswith("/") for m in listed), "a local model directory is named, not its path"
     assert strict(Model, client.models.retrieve("gpt-4o-transcribe")).owned_by == "tingxie"
+    assert "gpt-4o-transcribe-diarize" in listed  # served: the job runs with diarize
+    assert strict(Model, client.models.retrieve("gpt-4o-transcribe-diarize")).id == "gpt-4o-transcribe-diarize"
     with pytest.raises(openai.NotFoundError) as missing:
-        client.models.retrieve("gpt-4o-transcribe-diarize")
+        client.models.retrieve("whisper-2")
     assert (missing.value.code, missing.value.type, missing.value.param) == (
         "model_not_found",
         "invalid_request_error",

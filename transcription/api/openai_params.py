@@ -49,7 +49,7 @@ def deployed_model_id() -> str:
 
 def served_models() -> list[str]:
     """Every model id this deployment answers to: OpenAI's names, ours, and the configured model itself."""
-    return list(dict.fromkeys([*OPENAI_ALIASES, *OWN_ALIASES, deployed_model_id()]))
+    return list(dict.fromkeys([*OPENAI_ALIASES, DIARIZE_MODEL, *OWN_ALIASES, deployed_model_id()]))
 
 
 def model_resolve(name: str) -> str:
@@ -59,7 +59,7 @@ def model_resolve(name: str) -> str:
         raise InvalidRequest("Give the model, e.g. model=gpt-4o-transcribe.", param="model", code="missing_model")
     if name in REFUSED_MODELS:
         raise InvalidRequest(REFUSED_MODELS[name], param="model", code="model_not_supported")
-    if name in served_models() or name == DIARIZE_MODEL or _DATED.match(name):
+    if name in served_models() or _DATED.match(name):
         return name
     raise InvalidRequest(
         f"The model {name!r} does not exist here; this deployment serves: {', '.join(served_models())}.",
