@@ -52,6 +52,7 @@ class FunasrConnection:
         self.session = None  # StreamSession row once configured
         self.caller = None  # streaming.auth.Caller
         self.recognizer = None
+        self.speakers = None  # streaming.speakers.StreamSpeakers when the first message asks for speakers
         self.closed = False
         self.started = time.monotonic()
         self.received_bytes = 0  # audio bytes accepted (at the client's rate)
@@ -239,6 +240,7 @@ class FunasrConnection:
             raise Close(1008, "bad_request", str(exc)) from None
         if first:
             await self._open(config)
+            await self._speakers_open(message)
         elif not self.utterance_open:
             self.config = config
             self.recognizer = None  # the next utterance uses the new settings
@@ -267,6 +269,19 @@ class FunasrConnection:
         except InsufficientBalance as exc:
             raise Close(1008, "insufficient_balance", exc.message) from None
         self.covered_s = services.covered_seconds(self.session)
+
+    async def _speakers_open(self, message: dict) -> None:
+        from portal.errors import DomainError
+        from streaming.speakers import stream_speakers_for
+
+        try:
+            self.speakers = await self.server.db(stream_speakers_for, message, tenant=self.caller.tenant)
+            if self.speakers is not None:
+                await self._run(self.speakers.engine.load)
+        except DomainError as exc:
+            raise Close(1008, exc.code, exc.message) from None
+        except EngineUnavailable as exc:
+            raise Close(1011, "model_unavailable", str(exc)[:200]) from None
 
     def _samples(self, data: bytes) -> np.ndarray:
         data = self.carry + data
@@ -314,11 +329,15 @@ class FunasrConnection:
             from transcription.streaming import StreamRecognizer
 
             self.recognizer = StreamRecognizer(self.engine, self.recognizer_settings())
+            if self.speakers is not None:
+                self.speakers.restart()
         return self.recognizer
 
     async def _recognize(self, samples: np.ndarray) -> None:
         if samples.shape[0]:
             recognizer = self._recognizer()
+            if self.speakers is not None:
+                self.speakers.push(samples)
             self.audio_s += samples.shape[0] / SAMPLE_RATE
             await self._deliver(await self._run(recognizer.feed, samples), last=False)
 
@@ -339,8 +358,11 @@ class FunasrConnection:
 
     async def _deliver(self, events, *, last: bool) -> None:
         finals = [i for i, e in enumerate(events) if e.kind == "final"]
+        speakers = await self._run(self.speakers.label, events) if self.speakers is not None and finals else {}
         for i, event in enumerate(events):
             message = proto.result_message(self.config, event, last=bool(last and finals and i == finals[-1]))
+            if message is not None and i in speakers:
+                message.update(speakers[i])
             sent = message is None or await self.send_json(message)
             if event.kind == "final" and sent:
                 await self.server.db(
