@@ -21,15 +21,21 @@ class ApiKeyAuthentication(authentication.BaseAuthentication):
         scheme, _, raw_key = header.partition(" ")
         if scheme.lower() != self.keyword.lower() or not raw_key.strip():
             raise exceptions.AuthenticationFailed("Use 'Authorization: Bearer <api key>'.")
+        return (None, self.key_resolve(raw_key.strip()))
+
+    def key_resolve(self, raw_key: str) -> ApiKey:
+        """The live key for a raw key, or 401 (keys are printable ASCII: anything else is unknown, never a query)."""
+        if not raw_key.isascii() or not raw_key.isprintable():
+            raise exceptions.AuthenticationFailed("Unknown API key.")
         try:
-            key = ApiKey.objects.get_from_key(raw_key.strip())
+            key = ApiKey.objects.get_from_key(raw_key)
         except ApiKey.DoesNotExist:
             raise exceptions.AuthenticationFailed("Unknown API key.") from None
         if key.has_expired or key.revoked:
             raise exceptions.AuthenticationFailed("This API key is revoked or expired.")
         _touch(key)
         log_tenant(key.tenant_id)
-        return (None, key)
+        return key
 
     def authenticate_header(self, request) -> str:
         return self.keyword
