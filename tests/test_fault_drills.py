@@ -145,7 +145,9 @@ def test_worker_sigkilled_mid_job_five_times(tenant, grant, media, tmp_path, set
         time.sleep(LEASE_S + 0.3)
         return services.transcription_sweep()
 
-    a = create_job(tenant, tmp_path, speech(40, 0), "a.wav")
+    a = create_job(
+        tenant, tmp_path, speech(300, 0), "a.wav"
+    )  # long enough to be caught mid-job (batched windows are fast)
     for attempt in (1, 2, 3):
         kill_while_running(a, attempt, recognizing=attempt == 1)
         expected = {"requeued": 0, "failed": 1} if attempt == 3 else {"requeued": 1, "failed": 0}
@@ -154,7 +156,7 @@ def test_worker_sigkilled_mid_job_five_times(tenant, grant, media, tmp_path, set
     assert a.status == "failed" and a.error_code == "worker_lost" and a.attempt == 3
     assert debits(a.pk) == 0 and BalanceAccount.objects.get(tenant=tenant).held == 0
 
-    b = create_job(tenant, tmp_path, speech(40, 1), "b.wav")
+    b = create_job(tenant, tmp_path, speech(300, 1), "b.wav")
     for attempt in (1, 2):
         kill_while_running(b, attempt, recognizing=attempt == 2)
         assert sweep_after_lease() == {"requeued": 1, "failed": 0, "reenqueued": 0}

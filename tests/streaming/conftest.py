@@ -124,3 +124,20 @@ def _wait_backends_gone(timeout: float = 10) -> None:
             if cursor.fetchone()[0] == 0:
                 return
             time.sleep(0.1)
+
+
+@pytest.fixture(autouse=True)
+def _streams_closed_before_flush(request):
+    """A stream worker closes (settles) a session a moment after its client leaves. The database flush that ends a
+    transactional test must not race that write: PostgreSQL answered such a TRUNCATE with a deadlock, and the
+    rows it left behind failed later tests. So a test that used the worker waits here for its sessions to close."""
+    if request.node.get_closest_marker("django_db") is None or "stream_worker" not in request.fixturenames:
+        yield
+        return
+    request.getfixturevalue("_django_db_helper")  # set up before this fixture, so flushed after its teardown
+    yield
+    from streaming.models import StreamSession
+
+    deadline = time.monotonic() + 20
+    while StreamSession.objects.filter(status=StreamSession.Status.OPEN).exists() and time.monotonic() < deadline:
+        time.sleep(0.1)
