@@ -81,16 +81,20 @@ def tokens_grant(
 def hold_place(*, tenant_id: int, reference, tokens: int, on: str = "transcription") -> LedgerEntry:
     """Move `tokens` from available to held for `reference` (the id of a transcription, or of what `on` names);
     402 if the balance is short."""
+    # No savepoint (a round trip less inside the caller's transaction), so the 402 is raised after the block:
+    # an exception leaving atomic(savepoint=False) would mark the caller's whole transaction for rollback.
     with transaction.atomic(savepoint=False):
         account = account_lock(tenant_id=tenant_id)
-        if account.available < tokens:
-            raise InsufficientBalance(
-                f"This job needs up to {tokens} tokens but only {max(account.available, 0)} are available. "
-                "Buy tokens in the dashboard (Billing) or via POST /api/v1/billing/checkout.",
-                needed_tokens=tokens,
-                available_tokens=account.available,
+        if account.available >= tokens:
+            return _write(
+                account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference)
             )
-        return _write(account=account, kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference))
+    raise InsufficientBalance(
+        f"This job needs up to {tokens} tokens but only {max(account.available, 0)} are available. "
+        "Buy tokens in the dashboard (Billing) or via POST /api/v1/billing/checkout.",
+        needed_tokens=tokens,
+        available_tokens=account.available,
+    )
 
 
 def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcription", message: str = "") -> LedgerEntry:
@@ -100,24 +104,20 @@ def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcript
     """
     if tokens <= 0:
         raise InvalidRequest("A hold extension must be a positive number of tokens.")
-    with transaction.atomic(savepoint=False):
+    with transaction.atomic(savepoint=False):  # the 402 after the block, as in hold_place
         account = account_lock(tenant_id=tenant_id)
-        if account.available < tokens:
-            raise InsufficientBalance(
-                message
-                or f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
-                f"but only {max(account.available, 0)} are available. You were not charged. Buy tokens in the "
-                "dashboard (Billing) or via POST /api/v1/billing/checkout, then upload the file again.",
-                needed_tokens=tokens,
-                available_tokens=account.available,
+        if account.available >= tokens:
+            return _write(
+                account=account, kind=Kind.HOLD_EXTEND, available_delta=-tokens, held_delta=tokens, **_on(on, reference)
             )
-        return _write(
-            account=account,
-            kind=Kind.HOLD_EXTEND,
-            available_delta=-tokens,
-            held_delta=tokens,
-            **_on(on, reference),
-        )
+    raise InsufficientBalance(
+        message
+        or f"The audio is longer than its file header says; covering the rest needs up to {tokens} more tokens "
+        f"but only {max(account.available, 0)} are available. You were not charged. Buy tokens in the "
+        "dashboard (Billing) or via POST /api/v1/billing/checkout, then upload the file again.",
+        needed_tokens=tokens,
+        available_tokens=account.available,
+    )
 
 
 def hold_settle(
