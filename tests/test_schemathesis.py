@@ -54,7 +54,8 @@ def test_no_server_error_and_schema_conformance(server, tenant, api_key, grant, 
         "--checks", CHECKS,
         "--phases", "examples,coverage,fuzzing,stateful",
         "--max-examples", str(MAX_EXAMPLES), "--max-time", str(MAX_TIME),
-        "--workers", "2", "--seed", "14", "--generation-database", "none",
+        # One worker: two threads made hypothesis's ast.parse fail on 3.11 ("AST constructor recursion depth mismatch").
+        "--workers", "1", "--seed", "14", "--generation-database", "none",
         "--request-timeout", "30", "--suppress-health-check", "too_slow,filter_too_much",
         "--no-color", "--report", "junit", "--report-dir", str(report),
     ]  # fmt: skip
