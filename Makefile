@@ -8,7 +8,7 @@ export PORT
 # `make web` (production): address, processes (more than 1 needs Q_BROKER=redis: throttling lives in the
 # cache), and the proxies trusted for X-Forwarded-For/-Proto.
 WEB_HOST ?= 127.0.0.1
-WEB_WORKERS ?= 1
+WEB_WORKERS ?= $(or $(WEB_CONCURRENCY),1)
 FORWARDED_ALLOW_IPS ?= 127.0.0.1
 
 .PHONY: setup venv system-deps migrate run worker stream web test lint bench clean

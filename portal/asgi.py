@@ -7,6 +7,8 @@ import os
 from django.core.asgi import get_asgi_application
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
+# This process serves requests (a thread each): its settings pool database connections (DB_POOL).
+os.environ.setdefault("TINGXIE_PROCESS", "web")
 django_application = get_asgi_application()
 
 from portal.realtime_proxy import RealtimeProxy  # noqa: E402  (after Django's setup)

@@ -90,3 +90,38 @@ def storage_from_env(env) -> dict:
         return {"BACKEND": FILESYSTEM_BACKEND}
     options = {option: env(name) for name, option in S3_ENV_OPTIONS.items() if env(name, default="")}
     return {"BACKEND": S3_BACKEND, "OPTIONS": {"file_overwrite": True, "default_acl": None, **options}}
+
+
+def database_from_env(env, *, default: str) -> dict:
+    """DATABASES["default"] from DATABASE_URL, with what each engine needs here.
+
+    SQLite: IMMEDIATE takes the write lock at BEGIN, so concurrent money transactions queue instead of failing
+    with "database is locked" on lock upgrade; WAL lets reads go on.
+
+    PostgreSQL in a web process (TINGXIE_PROCESS=web, set by portal/asgi.py; DB_POOL=true/false overrides):
+    under ASGI every request runs in a thread of its own, so a kept connection is never reused; a request
+    borrows one from the process's pool (psycopg_pool) and gives it back when it ends, or while it waits in a
+    long-poll (portal.longpoll): no connect and no server process per request. At most DB_POOL_MAX_SIZE per
+    process; a request beyond that waits for one. Never in a process that forks workers after using the
+    database (a child would share the parent's pooled sockets). Elsewhere (one thread each) DB_CONN_MAX_AGE.
+    """
+    db = env.db("DATABASE_URL", default=default)
+    if db["ENGINE"] == "django.db.backends.sqlite3":
+        db["OPTIONS"] = {
+            "transaction_mode": "IMMEDIATE",
+            "timeout": 30,
+            "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL; PRAGMA busy_timeout=30000;",
+        }
+    elif env.bool("DB_POOL", default=env("TINGXIE_PROCESS", default="") == "web"):
+        db["CONN_MAX_AGE"] = 0  # Django's pool requires it
+        db.setdefault("CONN_HEALTH_CHECKS", True)
+        db.setdefault("OPTIONS", {})["pool"] = {
+            "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
+            "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
+            "timeout": env.float("DB_POOL_TIMEOUT", default=30.0),
+            "max_idle": 300.0,
+        }
+    else:
+        db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
+        db.setdefault("CONN_HEALTH_CHECKS", True)
+    return db

@@ -44,8 +44,15 @@ class LongPollApiMixin:
     def as_view(cls, **initkwargs):
         sync_view = super().as_view(**initkwargs)
 
+        def handle(request, *args, **kwargs):
+            response = sync_view(request, *args, **kwargs)
+            if isinstance(response, AwaitResponse):
+                # Before the wait, in the request's own thread (no hop of its own): give the connection back.
+                _release_connections()
+            return response
+
         async def view(request, *args, **kwargs):
-            response = await sync_to_async(sync_view)(request, *args, **kwargs)
+            response = await sync_to_async(handle)(request, *args, **kwargs)
             if not isinstance(response, AwaitResponse):
                 return response
             api = response.renderer_context["view"]
@@ -98,13 +105,15 @@ class ColumnWatch:
         self._executor_lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatch] = weakref.WeakKeyDictionary()
 
-    async def wait(self, pk: Any, *, timeout_s: float) -> bool:
-        """True once the row's field is in `values` (False after timeout_s).
+    async def wait(self, pk: Any, *, timeout_s: float, release: bool = True) -> Model | None:
+        """The row, as the watcher read it, once its field is in `values` (None after timeout_s).
 
         The caller's database connection is closed first (unless a transaction is open): hundreds of
         waiting requests must not hold hundreds of connections. The next query opens one again.
+        `release=False`: the caller's thread did that already (a LongPollApiMixin handler's does).
         """
-        await sync_to_async(_release_connections)()
+        if release:
+            await sync_to_async(_release_connections)()
         loop = asyncio.get_running_loop()
         watch = self._loops.get(loop)
         if watch is None:
@@ -116,7 +125,7 @@ class ColumnWatch:
             watch.task = loop.create_task(self._run(watch), context=contextvars.Context())
         try:
             await asyncio.wait({future}, timeout=max(0.0, timeout_s))
-            return future.done() and not future.cancelled()
+            return future.result() if future.done() and not future.cancelled() else None
         finally:
             waiting = watch.waiters.get(pk)
             if waiting is not None:
@@ -141,21 +150,22 @@ class ColumnWatch:
                     logger.warning("Watching %s.%s failed; retrying.", self.model.__name__, self.field, exc_info=True)
                     await loop.run_in_executor(executor, connections.close_all)
                     continue
-                for pk in reached:
+                for pk, row in reached.items():
                     for future in watch.waiters.get(pk, ()):
                         if not future.done():
-                            future.set_result(True)
+                            future.set_result(row)
         except asyncio.CancelledError:
             await loop.run_in_executor(executor, connections.close_all)
             raise
 
-    def _reached(self, pks: list[Any]) -> set[Any]:
-        found: set[Any] = set()
+    def _reached(self, pks: list[Any]) -> dict[Any, Model]:
+        """The rows that got there, whole (few per tick): their waiters need not read them again."""
+        found: dict[Any, Model] = {}
         for i in range(0, len(pks), self.BATCH):
             rows = self.model._default_manager.filter(
                 pk__in=pks[i : i + self.BATCH], **{f"{self.field}__in": self.values}
-            ).values_list("pk", flat=True)
-            found.update(rows)
+            )
+            found.update((row.pk, row) for row in rows)
         return found
 
     def _get_executor(self) -> ThreadPoolExecutor:

@@ -12,8 +12,10 @@ import logging
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
+from django.conf import settings
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, JsonResponse
+from django.utils import timezone
 from whitenoise.middleware import WhiteNoiseMiddleware as SyncWhiteNoiseMiddleware
 
 from dashboard.middleware import UserTimezoneMiddleware as SyncUserTimezoneMiddleware
@@ -171,5 +173,9 @@ class UserTimezoneMiddleware(_AsyncTwin, SyncUserTimezoneMiddleware):
     """
 
     async def __acall__(self, request):
+        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
+            # No session, so no stored time zone (API clients): what the dashboard's code would do, no thread.
+            timezone.deactivate()
+            return await self.get_response(request)
         coroutine = await sync_to_async(SyncUserTimezoneMiddleware.__call__)(self, request)
         return await coroutine

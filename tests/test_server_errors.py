@@ -7,6 +7,7 @@ documented JSON shape with a request id, through DRF views, non-DRF views, async
 from __future__ import annotations
 
 import logging
+from types import SimpleNamespace
 
 import pytest
 from asgiref.sync import async_to_sync, iscoroutinefunction, markcoroutinefunction
@@ -165,6 +166,8 @@ def test_database_outage_in_a_long_poll_is_503(api_client, monkeypatch):
     async def await_final(**kwargs):
         raise OperationalError("terminating connection due to administrator command")
 
+    # The handler reads the job first (a queued one: it waits), then the wait fails.
+    monkeypatch.setattr("transcription.selectors.transcription_get", lambda **kwargs: SimpleNamespace(is_final=False))
     monkeypatch.setattr("transcription.selectors.transcription_await_final", await_final)
 
     response = api_client.get("/api/v1/transcriptions/anything?wait=1")
@@ -177,6 +180,8 @@ def test_unhandled_exception_in_a_long_poll_is_json_500(api_client, monkeypatch)
     async def await_final(**kwargs):
         raise RuntimeError("bug")
 
+    # The handler reads the job first (a queued one: it waits), then the wait fails.
+    monkeypatch.setattr("transcription.selectors.transcription_get", lambda **kwargs: SimpleNamespace(is_final=False))
     monkeypatch.setattr("transcription.selectors.transcription_await_final", await_final)
 
     response = api_client.get("/api/v1/transcriptions/anything?wait=1")

@@ -34,28 +34,37 @@ def transcription_get(*, tenant, transcription_id) -> Transcription:
         pk = uuid.UUID(str(transcription_id))
     except ValueError:
         raise NotFound("No such transcription.") from None
-    job = Transcription.objects.filter(tenant=tenant, pk=pk, deleted_at__isnull=True).first()
-    if job is None:
-        raise NotFound("No such transcription.")
-    return job
+    try:  # get(), not first(): no ORDER BY to build for a primary-key lookup (a long-poll runs this twice)
+        return Transcription.objects.get(tenant=tenant, pk=pk, deleted_at__isnull=True)
+    except Transcription.DoesNotExist:
+        raise NotFound("No such transcription.") from None
 
 
 # One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch).
 _final_watch = ColumnWatch(Transcription, "status", Transcription.FINAL_STATUSES, interval_s=0.05)
 
 
-async def transcription_await_final(*, tenant, transcription_id, timeout_s: float) -> Transcription:
+async def transcription_await_final(
+    *, tenant, timeout_s: float, transcription_id=None, job: Transcription | None = None
+) -> Transcription:
     """The job once it is final, or as it is after `timeout_s` (long-poll; no model involved).
 
     For async views: it awaits in the event loop and holds no thread while the job runs; a shared
-    watcher looks at all waited-for jobs in one query per tick, so a waiting client costs far less than
-    a client polling over HTTP. Another tenant's id or a malformed id is NotFound.
+    watcher looks at all waited-for jobs in one query per tick and hands each waiter its row, so a waiting
+    client costs far less than a client polling over HTTP. Another tenant's id or a malformed id is NotFound.
+    `job`: the tenant's job as a LongPollApiMixin handler read it (that handler's thread gave its database
+    connection back already), else it is read here by `transcription_id`.
     """
-    job = await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
+    release = job is None
+    if job is None:
+        job = await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
     if job.is_final:
         return job
-    if await _final_watch.wait(job.pk, timeout_s=timeout_s):
-        return await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
+    row = await _final_watch.wait(job.pk, timeout_s=timeout_s, release=release)
+    if row is not None:
+        if row.deleted_at is not None:
+            raise NotFound("No such transcription.")
+        return row
     await job.arefresh_from_db()
     return job
 

@@ -59,8 +59,9 @@ async def wait_until_final(job: Transcription, *, timeout_s: float, replayed: bo
 
     `replayed`: the request attached to an existing job (the 504 then says so, like a success would).
     """
-    # tenant_id, not tenant: loading a relation is a synchronous query, not allowed here.
-    job = await transcription_await_final(tenant=job.tenant_id, transcription_id=job.pk, timeout_s=timeout_s)
+    # tenant_id, not tenant: loading a relation is a synchronous query, not allowed here. The job as submit
+    # returned it; the handler's thread (LongPollApiMixin) gave its connection back before this wait.
+    job = await transcription_await_final(tenant=job.tenant_id, job=job, timeout_s=timeout_s)
     if not job.is_final:
         raise DomainError(
             f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "

@@ -107,23 +107,19 @@ class TranscriptionDetailApi(LongPollApiMixin, TenantApi):
     )  # fmt: skip
     def get(self, request, transcription_id):
         wait = request.query_params.get("wait")
-        if wait is None:
-            return Response(
-                transcription_representation(
-                    selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
-                )
-            )
-        try:
-            seconds = float(wait)
-        except ValueError:
-            seconds = -1.0
-        if not 0 <= seconds <= MAX_WAIT_SECONDS:
-            raise InvalidRequest(f"wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}.")
+        if wait is not None:
+            try:
+                seconds = float(wait)
+            except ValueError:
+                seconds = -1.0
+            if not 0 <= seconds <= MAX_WAIT_SECONDS:
+                raise InvalidRequest(f"wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}.")
+        job = selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+        if wait is None or job.is_final or seconds == 0:
+            return Response(transcription_representation(job))
         # Awaited in the event loop (LongPollApiMixin): a waiting client holds no thread.
         return AwaitResponse(
-            selectors.transcription_await_final(
-                tenant=self.tenant, transcription_id=transcription_id, timeout_s=seconds
-            ),
+            selectors.transcription_await_final(tenant=self.tenant, job=job, timeout_s=seconds),
             then=lambda job: Response(transcription_representation(job)),
         )
 

@@ -60,6 +60,17 @@ def _one_line(exc: BaseException) -> str:
     return " ".join(str(exc).split()) or type(exc).__name__
 
 
+def _keep_connections() -> None:
+    """A cluster's processes are one thread each and run task after task: each keeps its PostgreSQL connection
+    for Q_DB_CONN_MAX_AGE seconds (checked before reuse) instead of connecting again for every task, which
+    cost an ASR job a connect and the server a new backend process (issue 13). django-q2 closes them before
+    it forks. Unless DB_CONN_MAX_AGE or a pool says otherwise."""
+    db = settings.DATABASES["default"]
+    if "sqlite" in db["ENGINE"] or db.get("OPTIONS", {}).get("pool") or db.get("CONN_MAX_AGE"):
+        return
+    db["CONN_MAX_AGE"] = settings.Q_DB_CONN_MAX_AGE  # the same dict django.db's connections read
+
+
 class WarmStart:
     """Workers warm up (e.g. load the ASR model) at spawn; the broker is read only once all of the first pool is warm.
 
@@ -242,6 +253,7 @@ class Command(qcluster.Command):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         if os.environ.get("Q_CLUSTER_NAME") == "asr" and settings.ASR_NICE > 0:
             os.nice(settings.ASR_NICE)  # inherited by the sentinel and every worker (see settings.ASR_NICE)
+        _keep_connections()
         warm_up = settings.Q_WORKER_WARMUP.get(Conf.CLUSTER_NAME)
         warm_start = WarmStart(warm_up, Conf.WORKERS) if warm_up else None
         if warm_start is not None:
