@@ -12,7 +12,7 @@ import logging
 import time
 
 from asgiref.sync import iscoroutinefunction, markcoroutinefunction, sync_to_async
-from django.conf import settings
+from django.contrib.sessions.backends.base import SessionBase
 from django.core.exceptions import BadRequest, PermissionDenied, SuspiciousOperation
 from django.http import Http404, JsonResponse
 from django.utils import timezone
@@ -173,8 +173,12 @@ class UserTimezoneMiddleware(_AsyncTwin, SyncUserTimezoneMiddleware):
     """
 
     async def __acall__(self, request):
-        if settings.SESSION_COOKIE_NAME not in request.COOKIES:
-            # No session, so no stored time zone (API clients): what the dashboard's code would do, no thread.
+        session = getattr(request, "session", None)
+        if session is None or (
+            isinstance(session, SessionBase) and session.session_key is None and not hasattr(session, "_session_cache")
+        ):
+            # No session (API clients send no cookie), so no stored time zone: what the dashboard's code would
+            # do, without a thread (reading a session with a key may query the database).
             timezone.deactivate()
             return await self.get_response(request)
         coroutine = await sync_to_async(SyncUserTimezoneMiddleware.__call__)(self, request)
