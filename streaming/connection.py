@@ -62,6 +62,7 @@ class FunasrConnection:
         self.utterance_open = False  # audio since the last end of utterance
         self.carry = b""  # an odd byte of a frame, joined to the next frame
         self.resampler = None
+        self.warned = False  # the hotwords notice is sent once per stream
 
     # --- wire -------------------------------------------------------------------------------------------
     async def send_json(self, message: dict) -> bool:
@@ -363,6 +364,10 @@ class FunasrConnection:
             message = proto.result_message(self.config, event, last=bool(last and finals and i == finals[-1]))
             if message is not None and i in speakers:
                 message.update(speakers[i])
+            if message is not None and not self.warned:
+                warning = proto.hotwords_warning(self.config, offline_supports=self.engine.offline_hotwords)
+                self.warned = bool(warning)
+                message.update({"warning": warning} if warning else {})
             sent = message is None or await self.send_json(message)
             if event.kind == "final" and sent:
                 await self.server.db(

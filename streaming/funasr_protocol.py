@@ -176,6 +176,19 @@ def result_message(config: FunasrConfig, event: StreamEvent, *, last: bool) -> d
     return {"mode": mode, "text": text, "wav_name": config.wav_name, "is_final": is_final}
 
 
+def hotwords_warning(config: FunasrConfig, *, offline_supports: bool) -> str:
+    """The notice, sent once per stream on a result (`warning`: stock clients ignore extra keys), that the
+    hotwords asked for are not used ('' when there is nothing to say). Partials never use them (the streaming
+    Paraformer has no bias), so `online` mode never does; offline and 2pass finals do where the model does."""
+    if not config.hotwords:
+        return ""
+    if config.mode == "online":
+        return "hotwords_ignored: online mode's streaming model does not use hotwords; they were not applied."
+    if offline_supports:
+        return ""
+    return "hotwords_ignored: the offline model that writes the finals does not use hotwords; they were not applied."
+
+
 def end_ack(config: FunasrConfig) -> dict:
     """The acknowledgement the newest Python client waits for after {"is_speaking": false, "is_end": true}."""
     return {"mode": config.mode, "wav_name": config.wav_name, "is_final": True, "is_end": True}

@@ -121,3 +121,20 @@ def test_result_shapes():
     assert proto.end_ack(offline) == {"mode": "offline", "wav_name": "w", "is_final": True, "is_end": True}
     error = proto.error_message(offline, "too_fast", "slow down")
     assert error["error"] == "too_fast: slow down" and error["is_end"] and error["is_final"] is False
+
+
+@pytest.mark.parametrize(
+    ("mode", "hotwords", "offline_supports", "warned"),
+    [
+        ("2pass", "公园", False, True),  # SenseVoice finals: told
+        ("offline", "公园", False, True),
+        ("2pass", "公园", True, False),  # SeACo finals use them
+        ("offline", "公园", True, False),
+        ("online", "公园", True, True),  # online finals come from the streaming Paraformer
+        ("2pass", "", False, False),  # nothing asked, nothing to say
+    ],
+)
+def test_hotwords_warning(mode, hotwords, offline_supports, warned):
+    warning = proto.hotwords_warning(config({"mode": mode, "hotwords": hotwords}), offline_supports=offline_supports)
+    assert bool(warning) == warned
+    assert warning == "" or warning.startswith("hotwords_ignored: ")
