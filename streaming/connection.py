@@ -104,7 +104,9 @@ class FunasrConnection:
         await self._send(self.accept_message(self.scope.get("subprotocols") or []))
         server = self.server
         if len(server.sessions) >= settings.STREAM_MAX_SESSIONS:
-            await self.close(1013, f"server full: {settings.STREAM_MAX_SESSIONS} streams; try again later")
+            message = f"server full: {settings.STREAM_MAX_SESSIONS} streams; try again later"
+            await self.refuse_full(message)
+            await self.close(1013, message)
             return
         server.sessions.add(self)
         reason, message = "completed", ""
@@ -144,6 +146,13 @@ class FunasrConnection:
 
     async def begin(self) -> None:
         """hook: runs once the socket is accepted, before any message is read."""
+
+    async def refuse_full(self, message: str) -> None:
+        """hook: what the client hears before the 1013 close when the worker is full (FunASR: the close only)."""
+
+    async def recognizer_call(self, fn, *args):
+        """hook: run a recognizer method (feed, finish) on the engine's pool; a failure ends the stream here."""
+        return await self._run(fn, *args)
 
     def error_event(self, key: str, message: str) -> dict:
         """hook: the message telling the client why its stream ends."""
@@ -339,7 +348,7 @@ class FunasrConnection:
             if self.speakers is not None:
                 self.speakers.push(samples)
             self.audio_s += samples.shape[0] / SAMPLE_RATE
-            await self._deliver(await self._run(recognizer.feed, samples), last=False)
+            await self._deliver(await self.recognizer_call(recognizer.feed, samples), last=False)
 
     async def _finish(self, *, ack: bool) -> None:
         """The client ended the utterance: decode what is open, answer, acknowledge if asked."""
@@ -347,7 +356,7 @@ class FunasrConnection:
             tail = self.resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             self.resampler = None
             await self._recognize(tail)
-        events = await self._run(self._recognizer().finish)
+        events = await self.recognizer_call(self._recognizer().finish)
         self.utterance_open = False
         self.carry = b""
         await self._deliver(events, last=True)

@@ -35,7 +35,7 @@ _UNIT = re.compile(f"{CJK_CLASS}|[^\\s{CJK_CLASS[1:-1]}]+")
 class Scores:
     tokens: tuple[int, ...]  # greedy CTC path over the speech frames, repeats merged, blanks removed (tags dropped)
     avg_logprob: float  # mean log-probability of the path's non-blank frames
-    no_speech_prob: float  # probability of <|nospeech|> at the language position
+    no_speech_prob: float | None  # probability of <|nospeech|> at the language position (None: no such token)
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ def piece_words(result: dict, model_class: str) -> tuple[tuple[str, int, int], .
         return None  # a count mismatch cannot be paired honestly
     out = []
     for word, pair in zip(words, stamps, strict=True):
-        word = str(word).strip()
+        word = str(word).replace("\u2581", "").strip()  # sentencepiece's word-start mark
         if word and not is_punctuation(word):
             out.append((word, int(pair[0]), int(pair[1])))
     return tuple(out)
@@ -169,8 +169,8 @@ class ScoreCapture:
                 tokens = torch.unique_consecutive(ids)
                 tokens = tokens[tokens != self.model.blank_id]
                 mean = float(probs[spoken].mean()) if bool(spoken.any()) else float(probs.mean()) if frames else 0.0
-                nospeech = float(logprobs[i, 0, self.nospeech].exp()) if self.nospeech is not None else 0.0
-                out.append(Scores(tuple(int(t) for t in tokens.tolist()), round(mean, 6), round(nospeech, 6)))
+                nospeech = None if self.nospeech is None else round(float(logprobs[i, 0, self.nospeech].exp()), 6)
+                out.append(Scores(tuple(int(t) for t in tokens.tolist()), round(mean, 6), nospeech))
         return out
 
 
