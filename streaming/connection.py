@@ -58,6 +58,7 @@ class FunasrConnection:
         self.received_bytes = 0  # audio bytes accepted (at the client's rate)
         self.pending_bytes = 0  # audio bytes queued, not yet processed
         self.audio_s = 0.0  # seconds processed (16 kHz)
+        self.offset_s = 0.0  # where the current recognizer's audio starts on the session's timeline
         self.covered_s = 0.0  # seconds the hold covers
         self.utterance_open = False  # audio since the last end of utterance
         self.carry = b""  # an odd byte of a frame, joined to the next frame
@@ -337,6 +338,7 @@ class FunasrConnection:
         if self.recognizer is None:
             from transcription.streaming import StreamRecognizer
 
+            self.offset_s = self.audio_s
             self.recognizer = StreamRecognizer(self.engine, self.recognizer_settings())
             if self.speakers is not None:
                 self.speakers.restart()
@@ -369,7 +371,8 @@ class FunasrConnection:
         finals = [i for i, e in enumerate(events) if e.kind == "final"]
         speakers = await self._run(self.speakers.label, events) if self.speakers is not None and finals else {}
         for i, event in enumerate(events):
-            message = proto.result_message(self.config, event, last=bool(last and finals and i == finals[-1]))
+            last_final = bool(last and finals and i == finals[-1])
+            message = proto.result_message(self.config, event, last=last_final, offset_s=self.offset_s)
             if message is not None and i in speakers:
                 message.update(speakers[i])
             sent = message is None or await self.send_json(message)

@@ -40,7 +40,6 @@ class RealtimeConnection(FunasrConnection):
         super().__init__(*args, **kwargs)
         self.item: _Item | None = None
         self.previous_item_id: str | None = None
-        self.offset_s = 0.0  # stream time (s) where the current recognizer's audio starts
         self.buffered_s = 0.0  # audio appended since the last commit or clear
         self.full_reported = False
 
@@ -206,11 +205,6 @@ class RealtimeConnection(FunasrConnection):
             return
         self.buffered_s += seconds
         await super()._on_audio(data)
-
-    def _recognizer(self):
-        if self.recognizer is None:
-            self.offset_s = self.audio_s
-        return super()._recognizer()
 
     def _ms(self, seconds: float) -> int:
         return int(round((self.offset_s + seconds) * 1000))
