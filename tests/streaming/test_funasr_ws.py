@@ -89,7 +89,9 @@ def assert_stream_money(tenant) -> None:
 def test_offline_the_xiaozhi_way(stream_worker, tenant, funded, park_audio):
     messages, elapsed = asyncio.run(xiaozhi_recognize(stream_worker.url, funded, pcm16(park_audio)))
     expected = sentence("zh_park")["text"]
+    stamps = json.loads(messages[0].pop("timestamp"))  # the model's word times, as FunASR's servers send them
     assert messages == [{"mode": "offline", "text": expected, "wav_name": "xz-1", "is_final": True}]
+    assert stamps and all(0 <= a <= b <= park_audio.shape[0] / SR * 1000 for a, b in stamps)
     print(f"offline result {elapsed * 1000:.0f} ms after the config")
     row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
     assert (row.mode, row.close_reason, row.tokens, row.billed_tokens, row.finals) == (
@@ -140,6 +142,8 @@ def test_2pass_realtime_partials_then_finals(stream_worker, tenant, funded, park
     assert all(not m["is_final"] for _, m in received if m["mode"] == "2pass-online")
     worded = [m["text"] for _, m in finals if m["text"]]
     assert worded and sentence("zh_park")["text"][:4] in worded[0]
+    stamps = json.loads(next(m for _, m in finals if m["text"])["timestamp"])
+    assert 800 <= stamps[0][0] and stamps[-1][1] <= (SR + park_audio.shape[0]) / SR * 1000 + 100  # session time
     speech_end = (SR + park_audio.shape[0]) / SR
     print(f"end of speech -> final: {(finals[0][0] - speech_end) * 1000:.0f} ms")
     assert received[-1][1] == {"mode": "2pass", "wav_name": "rt", "is_final": True, "is_end": True}
@@ -168,6 +172,7 @@ async def offline_in_frames(url: str, key: str, pcm: bytes, frame: int, audio_fs
 
 def test_odd_sized_frames_carry_their_last_byte(stream_worker, tenant, funded, park_audio):
     messages = asyncio.run(offline_in_frames(stream_worker.url, funded, pcm16(park_audio), frame=997))
+    assert messages[0].pop("timestamp")
     assert messages[0] == {"mode": "offline", "text": sentence("zh_park")["text"], "wav_name": "f", "is_final": True}
     assert messages[1] == {"mode": "offline", "wav_name": "f", "is_final": True, "is_end": True}
     assert len(messages) == 2
