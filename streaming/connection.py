@@ -58,10 +58,12 @@ class FunasrConnection:
         self.received_bytes = 0  # audio bytes accepted (at the client's rate)
         self.pending_bytes = 0  # audio bytes queued, not yet processed
         self.audio_s = 0.0  # seconds processed (16 kHz)
+        self.offset_s = 0.0  # where the current recognizer's audio starts on the session's timeline
         self.covered_s = 0.0  # seconds the hold covers
         self.utterance_open = False  # audio since the last end of utterance
         self.carry = b""  # an odd byte of a frame, joined to the next frame
         self.resampler = None
+        self.warned = False  # the hotwords notice is sent once per stream
 
     # --- wire -------------------------------------------------------------------------------------------
     async def send_json(self, message: dict) -> bool:
@@ -104,7 +106,9 @@ class FunasrConnection:
         await self._send(self.accept_message(self.scope.get("subprotocols") or []))
         server = self.server
         if len(server.sessions) >= settings.STREAM_MAX_SESSIONS:
-            await self.close(1013, f"server full: {settings.STREAM_MAX_SESSIONS} streams; try again later")
+            message = f"server full: {settings.STREAM_MAX_SESSIONS} streams; try again later"
+            await self.refuse_full(message)
+            await self.close(1013, message)
             return
         server.sessions.add(self)
         reason, message = "completed", ""
@@ -144,6 +148,13 @@ class FunasrConnection:
 
     async def begin(self) -> None:
         """hook: runs once the socket is accepted, before any message is read."""
+
+    async def refuse_full(self, message: str) -> None:
+        """hook: what the client hears before the 1013 close when the worker is full (FunASR: the close only)."""
+
+    async def recognizer_call(self, fn, *args):
+        """hook: run a recognizer method (feed, finish) on the engine's pool; a failure ends the stream here."""
+        return await self._run(fn, *args)
 
     def error_event(self, key: str, message: str) -> dict:
         """hook: the message telling the client why its stream ends."""
@@ -328,6 +339,7 @@ class FunasrConnection:
         if self.recognizer is None:
             from transcription.streaming import StreamRecognizer
 
+            self.offset_s = self.audio_s
             self.recognizer = StreamRecognizer(self.engine, self.recognizer_settings())
             if self.speakers is not None:
                 self.speakers.restart()
@@ -339,7 +351,7 @@ class FunasrConnection:
             if self.speakers is not None:
                 self.speakers.push(samples)
             self.audio_s += samples.shape[0] / SAMPLE_RATE
-            await self._deliver(await self._run(recognizer.feed, samples), last=False)
+            await self._deliver(await self.recognizer_call(recognizer.feed, samples), last=False)
 
     async def _finish(self, *, ack: bool) -> None:
         """The client ended the utterance: decode what is open, answer, acknowledge if asked."""
@@ -347,7 +359,7 @@ class FunasrConnection:
             tail = self.resampler.resample_chunk(np.zeros(0, dtype=np.float32), last=True)
             self.resampler = None
             await self._recognize(tail)
-        events = await self._run(self._recognizer().finish)
+        events = await self.recognizer_call(self._recognizer().finish)
         self.utterance_open = False
         self.carry = b""
         await self._deliver(events, last=True)
@@ -360,9 +372,14 @@ class FunasrConnection:
         finals = [i for i, e in enumerate(events) if e.kind == "final"]
         speakers = await self._run(self.speakers.label, events) if self.speakers is not None and finals else {}
         for i, event in enumerate(events):
-            message = proto.result_message(self.config, event, last=bool(last and finals and i == finals[-1]))
+            last_final = bool(last and finals and i == finals[-1])
+            message = proto.result_message(self.config, event, last=last_final, offset_s=self.offset_s)
             if message is not None and i in speakers:
                 message.update(speakers[i])
+            if message is not None and not self.warned:
+                warning = proto.hotwords_warning(self.config, offline_supports=self.engine.offline_hotwords)
+                self.warned = bool(warning)
+                message.update({"warning": warning} if warning else {})
             sent = message is None or await self.send_json(message)
             if event.kind == "final" and sent:
                 await self.server.db(

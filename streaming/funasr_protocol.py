@@ -144,7 +144,8 @@ def apply_config(message: dict, current: FunasrConfig | None, *, tenant=None, en
 
 
 def recognizer_settings(config: FunasrConfig) -> StreamSettings:
-    options = TranscribeOptions(itn=config.itn, hotwords=config.hotwords)
+    # Finals carry `timestamp` as FunASR's servers send it, where the offline model gives word times.
+    options = TranscribeOptions(itn=config.itn, hotwords=config.hotwords, word_timestamps=config.mode != "online")
     common = {
         "end_silence_ms": config.end_silence_ms,
         "chunk_size": config.chunk_size,
@@ -159,8 +160,12 @@ def recognizer_settings(config: FunasrConfig) -> StreamSettings:
     return StreamSettings(partials=True, segmented=True, offline_finals=True, **common)
 
 
-def result_message(config: FunasrConfig, event: StreamEvent, *, last: bool) -> dict | None:
-    """The wire message for an event (`last`: the final answering is_speaking false), or None to send nothing."""
+def result_message(config: FunasrConfig, event: StreamEvent, *, last: bool, offset_s: float = 0.0) -> dict | None:
+    """The wire message for an event (`last`: the final answering is_speaking false), or None to send nothing.
+
+    Offline finals with word times carry `timestamp` as FunASR's servers shape it: a JSON string of
+    [start_ms, end_ms] pairs, here on the session's timeline (`offset_s`: where the recognizer's audio starts).
+    """
     if config.mode == "offline":
         mode, text, is_final = "offline", event.text, True
     elif config.mode == "online":
@@ -173,7 +178,24 @@ def result_message(config: FunasrConfig, event: StreamEvent, *, last: bool) -> d
         mode, text, is_final = "2pass-online", event.text, False
     else:
         mode, text, is_final = "2pass-offline", event.text, True
-    return {"mode": mode, "text": text, "wav_name": config.wav_name, "is_final": is_final}
+    message = {"mode": mode, "text": text, "wav_name": config.wav_name, "is_final": is_final}
+    if event.kind == "final" and event.words and text:
+        pairs = [[round((offset_s + w.start) * 1000), round((offset_s + w.end) * 1000)] for w in event.words]
+        message["timestamp"] = json.dumps(pairs, separators=(",", ":"))
+    return message
+
+
+def hotwords_warning(config: FunasrConfig, *, offline_supports: bool) -> str:
+    """The notice, sent once per stream on a result (`warning`: stock clients ignore extra keys), that the
+    hotwords asked for are not used ('' when there is nothing to say). Partials never use them (the streaming
+    Paraformer has no bias), so `online` mode never does; offline and 2pass finals do where the model does."""
+    if not config.hotwords:
+        return ""
+    if config.mode == "online":
+        return "hotwords_ignored: online mode's streaming model does not use hotwords; they were not applied."
+    if offline_supports:
+        return ""
+    return "hotwords_ignored: the offline model that writes the finals does not use hotwords; they were not applied."
 
 
 def end_ack(config: FunasrConfig) -> dict:

@@ -3,8 +3,9 @@
 The same session, limits, recognizer and billing as a FunASR connection (streaming.connection); only the wire
 differs: JSON events both ways, audio as base64 PCM16 at 24 kHz (resampled to 16 kHz), the session configured by
 `session.update` / `transcription_session.update`, and items: each utterance (a server-VAD segment, or what the
-client committed) is one item with `committed`, `delta`s and one `completed` carrying its usage. A bad event is
-answered with an `error` event and the session goes on; limits and an empty balance end it (error, then close).
+client committed) is one item with `committed`, `delta`s and one `completed` carrying its usage, or `failed` when
+its recognition fails (the session goes on). A bad event is answered with an `error` event and the session goes
+on; limits, an empty balance and a full worker end it (error, then close).
 """
 
 from __future__ import annotations
@@ -22,6 +23,8 @@ from streaming.connection import Close, FunasrConnection
 
 logger = logging.getLogger(__name__)
 
+RECOGNITION_FAILED = "Recognition of this audio failed on the server; it was not charged. Send the audio again."
+
 
 class _Item:
     def __init__(self) -> None:
@@ -37,7 +40,6 @@ class RealtimeConnection(FunasrConnection):
         super().__init__(*args, **kwargs)
         self.item: _Item | None = None
         self.previous_item_id: str | None = None
-        self.offset_s = 0.0  # stream time (s) where the current recognizer's audio starts
         self.buffered_s = 0.0  # audio appended since the last commit or clear
         self.full_reported = False
 
@@ -58,6 +60,24 @@ class RealtimeConnection(FunasrConnection):
 
     def error_event(self, key: str, message: str) -> dict:
         return rt.error_event(message, code=key)
+
+    async def refuse_full(self, message: str) -> None:
+        await self.send_json(rt.error_event(message, code="server_full"))
+
+    async def recognizer_call(self, fn, *args):
+        """A failed recognition fails the item it was for (`...transcription.failed`), not the session: the
+        recognizer is dropped with its audio, and the next audio starts a fresh one."""
+        try:
+            return await super().recognizer_call(fn, *args)
+        except Exception:
+            logger.exception("Stream %s: recognition failed", self.session.pk)
+            item = self.item = self.item or _Item()
+            if not item.committed:
+                await self._committed(item)
+            await self._drop_recognizer()
+            self.item = None
+            await self.send_json(rt.transcription_failed(item.id, RECOGNITION_FAILED))
+            return []
 
     def recognizer_settings(self):
         return rt.recognizer_settings(self.config)
@@ -185,11 +205,6 @@ class RealtimeConnection(FunasrConnection):
             return
         self.buffered_s += seconds
         await super()._on_audio(data)
-
-    def _recognizer(self):
-        if self.recognizer is None:
-            self.offset_s = self.audio_s
-        return super()._recognizer()
 
     def _ms(self, seconds: float) -> int:
         return int(round((self.offset_s + seconds) * 1000))

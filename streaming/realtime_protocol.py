@@ -29,6 +29,7 @@ CLIENT_EVENTS = (
     "input_audio_buffer.clear",
 )  # fmt: skip
 MIN_COMMIT_MS = 100
+SERVER_CODES = ("server_error", "model_unavailable", "server_full", "recognition_failed")  # not the client's fault
 
 
 class ProtocolError(Exception):
@@ -68,9 +69,15 @@ def event(kind: str, **fields) -> dict:
 
 
 def error_event(message: str, *, code: str, param: str | None = None, event_id: str | None = None, kind=None) -> dict:
-    kind = kind or ("server_error" if code in ("server_error", "model_unavailable") else "invalid_request_error")
+    kind = kind or ("server_error" if code in SERVER_CODES else "invalid_request_error")
     detail = {"type": kind, "code": code, "message": message, "param": param, "event_id": event_id}
     return event("error", error=detail)
+
+
+def transcription_failed(item_id: str, message: str) -> dict:
+    """The item's transcription failed (the SDK's ConversationItemInputAudioTranscriptionFailedEvent)."""
+    error = {"type": "server_error", "code": "recognition_failed", "message": message, "param": None}
+    return event("conversation.item.input_audio_transcription.failed", item_id=item_id, content_index=0, error=error)
 
 
 def client_event_id(message: dict | None) -> str | None:

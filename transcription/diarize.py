@@ -28,12 +28,20 @@ UNKNOWN = "unknown"
 
 
 def segment_dict(seg: Segment) -> dict:
-    """A segment as stored on the transcription (speaker fields only when speakers were asked for)."""
+    """A segment as stored on the transcription (speaker fields only when speakers were asked for; words and
+    scores only when asked for and the model gave them)."""
     out: dict = {"start": round(seg.start, 3), "end": round(seg.end, 3), "text": seg.text}
     if seg.speaker:
         out["speaker"] = seg.speaker
     if seg.speaker_score is not None:
         out["speaker_score"] = seg.speaker_score
+    if seg.words is not None:
+        out["words"] = [{"word": w.word, "start": w.start, "end": w.end} for w in seg.words]
+    if seg.tokens is not None:
+        out["tokens"] = list(seg.tokens)
+    for name in ("avg_logprob", "no_speech_prob"):
+        if getattr(seg, name) is not None:
+            out[name] = getattr(seg, name)
     return out
 
 

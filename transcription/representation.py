@@ -10,6 +10,12 @@ from transcription.models import Transcription
 Status = Transcription.Status
 
 
+class WordSerializer(serializers.Serializer):
+    word = serializers.CharField()
+    start = serializers.FloatField(help_text="Seconds from the start of the original audio.")
+    end = serializers.FloatField()
+
+
 class SegmentSerializer(serializers.Serializer):
     start = serializers.FloatField(help_text="Seconds from the start of the original audio.")
     end = serializers.FloatField()
@@ -21,6 +27,18 @@ class SegmentSerializer(serializers.Serializer):
     )
     speaker_score = serializers.FloatField(
         required=False, allow_null=True, help_text="With speaker_ids: cosine similarity to the best voiceprint."
+    )
+    words = WordSerializer(
+        many=True, required=False, help_text="With word_timestamps, where the model gives them (punctuation left out)."
+    )
+    tokens = serializers.ListField(
+        child=serializers.IntegerField(),
+        required=False,
+        help_text="Jobs from the OpenAI endpoint's verbose_json, SenseVoice models: the model's token ids.",
+    )
+    avg_logprob = serializers.FloatField(required=False, help_text="Their mean log-probability (same jobs).")
+    no_speech_prob = serializers.FloatField(
+        required=False, help_text="The model's probability that the segment holds no speech (same jobs)."
     )
 
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from transcription.constants import SAMPLE_RATE
-from transcription.engines.base import TranscribeOptions, join_texts
+from transcription.engines.base import TranscribeOptions, Word, join_texts
 from transcription.pipeline import recognize_samples
 from transcription.stream_vad import StreamingVad
 
@@ -51,6 +51,7 @@ class StreamEvent:
     language: str = ""
     emotion: str = ""
     tail: str = ""  # finals without offline decoding: the online text not yet sent as a partial
+    words: tuple[Word, ...] = ()  # offline finals with options.word_timestamps, where the model gives them
 
 
 class _Audio:
@@ -153,7 +154,9 @@ class StreamRecognizer:
             )
         if not self.settings.offline_finals:
             return StreamEvent("final", online_text, start / SAMPLE_RATE, end / SAMPLE_RATE, tail=tail)
-        result = self.engine.offline_decode(self._slice(start, end), self.settings.options)
+        result = self.engine.offline_decode(
+            self._slice(start, end), self.settings.options, offset_s=start / SAMPLE_RATE
+        )
         first = result.segments[0] if result.segments else None
         return StreamEvent(
             "final",
@@ -162,6 +165,7 @@ class StreamRecognizer:
             end / SAMPLE_RATE,
             language=result.language,
             emotion=first.emotion if first else "",
+            words=_words(result.segments),
         )
 
     def feed(self, samples: np.ndarray) -> list[StreamEvent]:
@@ -220,6 +224,7 @@ class StreamRecognizer:
                     end / SAMPLE_RATE,
                     language=result.language,
                     emotion=first.emotion if first else "",
+                    words=_words(result.segments, shift_s=start / SAMPLE_RATE),
                 )
             )
         else:
@@ -230,3 +235,12 @@ class StreamRecognizer:
             events.append(StreamEvent("final", "", start / SAMPLE_RATE, end / SAMPLE_RATE))
         self._reset()
         return events
+
+
+def _words(segments, *, shift_s: float = 0.0) -> tuple[Word, ...]:
+    """The words of recognized segments on the recognizer's timeline (segments recognized from `shift_s`)."""
+    return tuple(
+        Word(w.word, round(w.start + shift_s, 3), round(w.end + shift_s, 3))
+        for seg in segments
+        for w in seg.words or ()
+    )

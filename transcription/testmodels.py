@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-KINDS = ("sensevoice", "paraformer", "seaco", "paraformer_streaming", "campplus")
+KINDS = ("sensevoice", "paraformer", "seaco", "paraformer_streaming", "campplus", "fsmn_vad")
 
 SENSEVOICE_TAGS = (
     "<|zh|>", "<|en|>", "<|yue|>", "<|ja|>", "<|ko|>", "<|nospeech|>",
@@ -264,6 +264,10 @@ def build_test_model(
     out.mkdir(parents=True, exist_ok=True)
     if kind == "campplus":
         return build_speaker_model(out, seed=seed)
+    if kind == "fsmn_vad":  # real dims, trained for seconds into an energy VAD (transcription/testmodels_vad.py)
+        from transcription.testmodels_vad import build_vad_model
+
+        return build_vad_model(out, seed=seed)
     metas: dict = {"init_param": "model.pt", "config": "config.yaml", "frontend_conf": {"cmvn_file": "am.mvn"}}
     if kind == "sensevoice":
         f = FULL_SENSEVOICE if full else {}

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from streaming import funasr_protocol as proto
+from transcription.engines.base import Word
 from transcription.streaming import StreamEvent
 
 
@@ -121,3 +122,33 @@ def test_result_shapes():
     assert proto.end_ack(offline) == {"mode": "offline", "wav_name": "w", "is_final": True, "is_end": True}
     error = proto.error_message(offline, "too_fast", "slow down")
     assert error["error"] == "too_fast: slow down" and error["is_end"] and error["is_final"] is False
+
+
+def test_offline_finals_with_word_times_carry_timestamp_on_the_session_timeline():
+    words = (Word("你好", 1.25, 1.5), Word("世界", 1.56, 2.0))
+    final = StreamEvent("final", "你好世界", 1.2, 2.1, words=words)
+    two = config({"mode": "2pass", "wav_name": "w"})
+    message = proto.result_message(two, final, last=False, offset_s=10.0)  # the recognizer started at 10 s
+    assert message["timestamp"] == "[[11250,11500],[11560,12000]]"  # a string, as FunASR's servers send it
+    assert json.loads(message["timestamp"]) == [[11250, 11500], [11560, 12000]]
+    assert "timestamp" not in proto.result_message(two, StreamEvent("final", "你好世界", 1.2, 2.1), last=False)
+    assert "timestamp" not in proto.result_message(two, StreamEvent("partial", "你好", 1.2, 1.6), last=False)
+    assert proto.recognizer_settings(two).options.word_timestamps is True  # offline finals ask for them
+    assert proto.recognizer_settings(config({"mode": "online"})).options.word_timestamps is False  # no finals
+
+
+@pytest.mark.parametrize(
+    ("mode", "hotwords", "offline_supports", "warned"),
+    [
+        ("2pass", "公园", False, True),  # SenseVoice finals: told
+        ("offline", "公园", False, True),
+        ("2pass", "公园", True, False),  # SeACo finals use them
+        ("offline", "公园", True, False),
+        ("online", "公园", True, True),  # online finals come from the streaming Paraformer
+        ("2pass", "", False, False),  # nothing asked, nothing to say
+    ],
+)
+def test_hotwords_warning(mode, hotwords, offline_supports, warned):
+    warning = proto.hotwords_warning(config({"mode": mode, "hotwords": hotwords}), offline_supports=offline_supports)
+    assert bool(warning) == warned
+    assert warning == "" or warning.startswith("hotwords_ignored: ")

@@ -89,7 +89,9 @@ def assert_stream_money(tenant) -> None:
 def test_offline_the_xiaozhi_way(stream_worker, tenant, funded, park_audio):
     messages, elapsed = asyncio.run(xiaozhi_recognize(stream_worker.url, funded, pcm16(park_audio)))
     expected = sentence("zh_park")["text"]
+    stamps = json.loads(messages[0].pop("timestamp"))  # the model's word times, as FunASR's servers send them
     assert messages == [{"mode": "offline", "text": expected, "wav_name": "xz-1", "is_final": True}]
+    assert stamps and all(0 <= a <= b <= park_audio.shape[0] / SR * 1000 for a, b in stamps)
     print(f"offline result {elapsed * 1000:.0f} ms after the config")
     row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
     assert (row.mode, row.close_reason, row.tokens, row.billed_tokens, row.finals) == (
@@ -140,20 +142,26 @@ def test_2pass_realtime_partials_then_finals(stream_worker, tenant, funded, park
     assert all(not m["is_final"] for _, m in received if m["mode"] == "2pass-online")
     worded = [m["text"] for _, m in finals if m["text"]]
     assert worded and sentence("zh_park")["text"][:4] in worded[0]
+    stamps = json.loads(next(m for _, m in finals if m["text"])["timestamp"])
+    assert 800 <= stamps[0][0] and stamps[-1][1] <= (SR + park_audio.shape[0]) / SR * 1000 + 100  # session time
     speech_end = (SR + park_audio.shape[0]) / SR
     print(f"end of speech -> final: {(finals[0][0] - speech_end) * 1000:.0f} ms")
     assert received[-1][1] == {"mode": "2pass", "wav_name": "rt", "is_final": True, "is_end": True}
     assert all(m["wav_name"] == "rt" for _, m in received)
+    # it asked for hotwords, which SenseVoice cannot use: told once, on its first result, not dropped silently
+    warned = [i for i, (_, m) in enumerate(received) if "warning" in m]
+    assert warned == [0] and received[0][1]["warning"].startswith("hotwords_ignored: ")
     row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
     assert row.close_reason == "completed" and row.tokens == sum(len(t.replace(" ", "")) for t in worded)
     assert_stream_money(tenant)
 
 
-async def offline_in_frames(url: str, key: str, pcm: bytes, frame: int, audio_fs: int = 16000) -> list[dict]:
+async def offline_in_frames(url: str, key: str, pcm: bytes, frame: int, audio_fs: int = 16000, **extra) -> list[dict]:
     """The Python client in offline mode: frames of any size, then is_speaking false + is_end, until is_end."""
     messages = []
     async with websockets.connect(f"{url}?api_key={key}", ping_interval=None) as ws:
-        await ws.send(json.dumps({"mode": "offline", "wav_name": "f", "audio_fs": audio_fs, "is_speaking": True}))
+        config = {"mode": "offline", "wav_name": "f", "audio_fs": audio_fs, "is_speaking": True, **extra}
+        await ws.send(json.dumps(config))
         for beg in range(0, len(pcm), frame):
             await ws.send(pcm[beg : beg + frame])
         await ws.send(json.dumps({"is_speaking": False, "is_end": True}))
@@ -164,9 +172,19 @@ async def offline_in_frames(url: str, key: str, pcm: bytes, frame: int, audio_fs
 
 def test_odd_sized_frames_carry_their_last_byte(stream_worker, tenant, funded, park_audio):
     messages = asyncio.run(offline_in_frames(stream_worker.url, funded, pcm16(park_audio), frame=997))
+    assert messages[0].pop("timestamp")
     assert messages[0] == {"mode": "offline", "text": sentence("zh_park")["text"], "wav_name": "f", "is_final": True}
     assert messages[1] == {"mode": "offline", "wav_name": "f", "is_final": True, "is_end": True}
     assert len(messages) == 2
+
+
+def test_offline_hotwords_sensevoice_cannot_use_are_reported_on_the_result(stream_worker, tenant, funded, park_audio):
+    messages = asyncio.run(
+        offline_in_frames(stream_worker.url, funded, pcm16(park_audio), frame=32000, hotwords="公园 散步")
+    )
+    assert messages[0]["text"] == sentence("zh_park")["text"] and messages[0]["is_final"] is True
+    assert messages[0]["warning"].startswith("hotwords_ignored: ")
+    assert messages[1] == {"mode": "offline", "wav_name": "f", "is_final": True, "is_end": True}
 
 
 def test_8khz_audio_is_resampled(stream_worker, tenant, funded, park_audio):

@@ -19,6 +19,7 @@ from openai.types.beta.realtime import transcription_session_update
 from openai.types.realtime import (
     ConversationItemInputAudioTranscriptionCompletedEvent,
     ConversationItemInputAudioTranscriptionDeltaEvent,
+    ConversationItemInputAudioTranscriptionFailedEvent,
     InputAudioBufferClearedEvent,
     InputAudioBufferCommittedEvent,
     InputAudioBufferSpeechStartedEvent,
@@ -43,6 +44,7 @@ TYPES = {
     "input_audio_buffer.cleared": InputAudioBufferClearedEvent,
     "conversation.item.input_audio_transcription.delta": ConversationItemInputAudioTranscriptionDeltaEvent,
     "conversation.item.input_audio_transcription.completed": ConversationItemInputAudioTranscriptionCompletedEvent,
+    "conversation.item.input_audio_transcription.failed": ConversationItemInputAudioTranscriptionFailedEvent,
     "error": RealtimeErrorEvent,
 }
 PARK = sentence("zh_park")["text"]
@@ -50,6 +52,10 @@ PARK = sentence("zh_park")["text"]
 
 @pytest.fixture(scope="module")
 def park_24k() -> bytes:
+    return park_pcm_24k()
+
+
+def park_pcm_24k() -> bytes:
     """The fixture sentence between silences, as PCM16 at 24 kHz (what the protocol carries)."""
     audio = speak_fixture("zh_park")
     quiet = np.zeros(16000, dtype=np.float32)

@@ -75,4 +75,4 @@ def test_finals_without_speaker_options_carry_no_speaker(stream_worker, tenant, 
     grant(tenant, 10_000)
     clips, _ = turns_audio(1)
     finals = asyncio.run(offline_turns(stream_worker.url, api_key[1], clips))
-    assert set(finals[0]) == {"mode", "text", "wav_name", "is_final"}
+    assert set(finals[0]) - {"timestamp"} == {"mode", "text", "wav_name", "is_final"}  # word times, no speaker

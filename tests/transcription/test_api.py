@@ -390,3 +390,17 @@ def test_unloadable_model_fails_job_uncharged_and_fast(api_client, tenant, grant
     account = BalanceAccount.objects.get(tenant=tenant)
     assert (account.available, account.held) == (1000, 0)
     assert_ledger_consistent(tenant)
+
+
+def test_word_timestamps_option_and_words_in_segments(api_client, tenant, grant):
+    grant(tenant, 1000)
+    response = submit(api_client, word_timestamps="true")
+    assert response.status_code == 202, response.content
+    assert response.json()["options"]["word_timestamps"] is True
+    words = [{"word": "你好", "start": 0.1, "end": 0.6}, {"word": "world", "start": 0.7, "end": 1.2}]
+    finish(Transcription.objects.get(pk=response.json()["id"]), segments=[{"start": 0.0, "end": 1.5, "text": "你好 world",
+                                                                          "words": words}])  # fmt: skip
+    got = api_client.get(f"/api/v1/transcriptions/{response.json()['id']}").json()
+    assert got["segments"][0]["words"] == words
+    plain = submit(api_client, file=upload(tone_wav(3.0)))
+    assert "word_timestamps" not in plain.json()["options"]  # not asked: the options (and cache keys) as before

@@ -37,7 +37,9 @@ class OpenAITranscriptionSerializer(serializers.Serializer):
     stream = serializers.BooleanField(required=False, default=False, help_text="Server-sent text deltas.")
     temperature = serializers.FloatField(required=False, min_value=0, max_value=1)
     timestamp_granularities = serializers.ListField(
-        child=serializers.ChoiceField(choices=["segment"]), required=False, help_text="With verbose_json."
+        child=serializers.ChoiceField(choices=["segment", "word"]),
+        required=False,
+        help_text="With verbose_json; word where the model gives word timestamps (SenseVoice, Paraformer).",
     )
 
 
@@ -93,6 +95,7 @@ class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
                 "vad": True,
                 "hotwords": prompt_hotwords(params.prompt),
                 **({"diarize": True} if params.diarize else {}),
+                **params.job_options(),
             },  # fmt: skip
             source=Transcription.Source.OPENAI,
             api_key=self.api_key,

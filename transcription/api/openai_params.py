@@ -2,7 +2,7 @@
 
 Every model name the official SDK lists (openai.types.AudioModel) is either served, as an alias of the
 model this deployment runs, or refused with a message that says why. Options the model cannot honour
-(word timestamps, logprobs, speakers) are refused, never silently ignored.
+(word timestamps on a model without them, logprobs) are refused, never silently ignored.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import PurePath
 
 from portal.errors import InvalidRequest
-from transcription.engines import engine_model_name, engine_supports_hotwords
+from transcription.engines import engine_model_name, engine_supports_hotwords, engine_supports_word_timestamps
 
 # OpenAI's names, each an alias of the deployed model (the same engine answers all of them).
 OPENAI_ALIASES = (
@@ -101,6 +101,22 @@ class OpenAIRequest:
     def diarize(self) -> bool:
         return self.model == DIARIZE_MODEL
 
+    @property
+    def words(self) -> bool:
+        return "word" in self.granularities
+
+    @property
+    def segments(self) -> bool:
+        """verbose_json's segments: the default granularity, or asked for beside words."""
+        return self.response_format == "verbose_json" and (not self.granularities or "segment" in self.granularities)
+
+    def job_options(self) -> dict:
+        """What the job must produce beyond text for this answer (word times, the segments' token scores)."""
+        return {
+            **({"word_timestamps": True} if self.words else {}),
+            **({"scores": True} if self.segments else {}),
+        }
+
 
 def _one(data, name: str, default: str = "") -> str:
     value = data.get(name, default)
@@ -157,10 +173,10 @@ def openai_request_parse(data) -> OpenAIRequest:
         raise InvalidRequest(
             "timestamp_granularities needs response_format=verbose_json.", param="timestamp_granularities"
         )
-    if "word" in granularities:
+    if "word" in granularities and not engine_supports_word_timestamps():
         raise InvalidRequest(
-            "Word timestamps are not produced by the model this deployment runs; ask for segment timestamps "
-            "(timestamp_granularities[]=segment).",
+            f"Word timestamps are not produced by the model this deployment runs ({deployed_model_id()}); ask for "
+            "segment timestamps (timestamp_granularities[]=segment).",
             param="timestamp_granularities",
             code="unsupported_value",
         )

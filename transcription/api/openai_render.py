@@ -1,7 +1,8 @@
 """The OpenAI-shaped answers for a finished job, one function per response_format.
 
-Only values the model produced: what the engine does not measure (token ids, log probabilities,
-no-speech probability) is null, never a made-up number. Usage is typed as the SDK types it per model
+Only values the model produced: token ids, their mean log-probability and the no-speech probability come
+from the model (SenseVoice's CTC head, see engines.funasr_details) and are null where it has none (Paraformer,
+Fun-ASR-Nano, jobs made before they were recorded), never a made-up number. Usage is typed as the SDK types it per model
 and format: `duration` for whisper-1 and verbose_json, `tokens` otherwise (the tokens billed).
 """
 
@@ -43,10 +44,19 @@ def verbose_segment(index: int, segment: dict) -> dict:
         "text": segment["text"],
         "temperature": 0.0,  # greedy decoding, no sampling or temperature fallback
         "compression_ratio": compression_ratio(segment["text"]),
-        "tokens": None,  # the engine does not report token ids
-        "avg_logprob": None,  # nor log probabilities
-        "no_speech_prob": None,  # nor a no-speech probability (the VAD already cut the silence)
+        "tokens": segment.get("tokens"),  # the model's token ids (tags dropped)
+        "avg_logprob": segment.get("avg_logprob"),
+        "no_speech_prob": segment.get("no_speech_prob"),
     }
+
+
+def verbose_words(segments: list[dict]) -> list[dict]:
+    """Every word with its times (the SDK's TranscriptionWord), in order; segments without words add none."""
+    return [
+        {"word": w["word"], "start": float(w["start"]), "end": float(w["end"])}
+        for segment in segments
+        for w in segment.get("words") or []
+    ]
 
 
 def render_json(job: Transcription, request: OpenAIRequest) -> Response:
@@ -58,16 +68,18 @@ def render_json(job: Transcription, request: OpenAIRequest) -> Response:
 
 
 def render_verbose_json(job: Transcription, request: OpenAIRequest) -> Response:
-    return Response(
-        {
-            "task": "transcribe",
-            "language": language_name(job.language),
-            "duration": float(job.duration_s or 0.0),
-            "text": job.text,
-            "segments": [verbose_segment(i, s) for i, s in enumerate(job.segments or [])],
-            "usage": usage_duration(job),
-        }
-    )
+    segments = job.segments or []
+    body: dict = {
+        "task": "transcribe",
+        "language": language_name(job.language),
+        "duration": float(job.duration_s or 0.0),
+        "text": job.text,
+    }
+    if request.segments:
+        body["segments"] = [verbose_segment(i, s) for i, s in enumerate(segments)]
+    if request.words:
+        body["words"] = verbose_words(segments)
+    return Response({**body, "usage": usage_duration(job)})
 
 
 def _plain(body: str, job: Transcription, extension: str) -> HttpResponse:

@@ -22,6 +22,11 @@ class TranscriptionCreateSerializer(serializers.Serializer):
     vad = serializers.BooleanField(default=True, help_text="Cut silence before recognition.")
     hotwords = serializers.CharField(required=False, allow_blank=True, default="", help_text="One per line.")
     hotword_list = serializers.IntegerField(required=False, help_text="Id of a saved hotword list.")
+    word_timestamps = serializers.BooleanField(
+        default=False,
+        help_text="Give each segment its words with start and end times, where the model produces them "
+        "(SenseVoice, Paraformer); otherwise a warning says it did not.",
+    )
     diarize = serializers.BooleanField(
         default=False, help_text="Label segments with speakers S1, S2... in order of first appearance."
     )

@@ -63,6 +63,7 @@ class TranscriptionCreateListApi(TenantApi):
                 "vad": data["vad"],
                 "hotwords": data.get("hotwords", ""),
                 "hotword_list": data.get("hotword_list"),
+                "word_timestamps": data["word_timestamps"],
                 **speaker_options(data),
             },
             source=Transcription.Source.API,

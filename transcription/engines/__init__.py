@@ -67,6 +67,16 @@ def engine_supports_hotwords(alias: str = "default") -> bool:
         return False
 
 
+def engine_supports_word_timestamps(alias: str = "default") -> bool:
+    """Whether the configured model gives word timestamps, without loading it (False if it cannot be configured)."""
+    from django.core.exceptions import ImproperlyConfigured
+
+    try:
+        return bool(getattr(get_engine(alias), "supports_word_timestamps", False))
+    except ImproperlyConfigured:
+        return False
+
+
 def reset_engines() -> None:
     with _lock:
         for engine in [*_engines.values(), *_speaker_engines.values()]:

@@ -24,6 +24,13 @@ _CJK = re.compile(CJK_CLASS)
 
 
 @dataclass(frozen=True)
+class Word:
+    word: str
+    start: float  # seconds on the original timeline
+    end: float
+
+
+@dataclass(frozen=True)
 class Segment:
     start: float
     end: float
@@ -33,6 +40,11 @@ class Segment:
     events: tuple[str, ...] = ()
     speaker: str = ""  # S1, S2... (diarization) or an enrolled speaker's name / "unknown" (voiceprints)
     speaker_score: float | None = None  # cosine to the best voiceprint, when voiceprints were given
+    # Only when asked for (TranscribeOptions) and the model gives them; None otherwise:
+    words: tuple[Word, ...] | None = None
+    tokens: tuple[int, ...] | None = None  # the model's token ids for the text
+    avg_logprob: float | None = None  # their mean log-probability
+    no_speech_prob: float | None = None  # the model's probability that the piece holds no speech
 
 
 @dataclass(frozen=True)
@@ -41,6 +53,8 @@ class TranscribeOptions:
     itn: bool = True
     vad: bool = True
     hotwords: tuple[str, ...] = ()
+    word_timestamps: bool = False  # Segment.words (costs an alignment on models that can)
+    scores: bool = False  # Segment.tokens, avg_logprob, no_speech_prob (models that can)
 
 
 @dataclass(frozen=True)

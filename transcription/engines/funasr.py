@@ -30,7 +30,16 @@ from transcription.engines.base import (
     Window,
     join_texts,
 )
-from transcription.engines.funasr_text import parse_tags, plan_batches, plan_pieces
+from transcription.engines.funasr_details import (
+    SCORE_MODELS,
+    SCORES_KWARG,
+    WORD_MODELS,
+    Recognized,
+    ScoreCapture,
+    piece_segments,
+    recognized,
+)
+from transcription.engines.funasr_text import plan_batches, plan_pieces
 from transcription.engines.load_errors import load_failure_message
 
 logger = logging.getLogger(__name__)
@@ -158,6 +167,10 @@ class FunASREngine(BaseEngine):
     def supports_hotwords(self) -> bool:
         return bool(self.hotword_mode)
 
+    @property
+    def supports_word_timestamps(self) -> bool:
+        return self._configured_class() in WORD_MODELS
+
     LOAD_RETRY_AFTER_S = 60.0
 
     def load(self):
@@ -255,17 +268,33 @@ class FunASREngine(BaseEngine):
                 kwargs["hotwords"] = list(options.hotwords)
             else:
                 warnings = (f"The model {kind or self.name} does not support hotwords; they were not used.",)
+        if options.word_timestamps:
+            if kind in WORD_MODELS:
+                kwargs["output_timestamp"] = True
+            else:
+                warnings += (f"The model {kind or self.name} does not give word timestamps; segments have no words.",)
+        if options.scores and kind in SCORE_MODELS:
+            kwargs[SCORES_KWARG] = True
         return kwargs, warnings
 
-    def _recognize(self, pieces: list[np.ndarray], kwargs: dict, offset: int) -> list[str]:
-        model = self.load()
+    def _recognize(self, pieces: list[np.ndarray], kwargs: dict, offset: int) -> list[Recognized]:
         keys = [f"piece{offset + i}" for i in range(len(pieces))]  # explicit keys avoid funasr's random ones
+        return self._generate(pieces, keys, kwargs, batch_size=1)
+
+    def _generate(
+        self, pieces: list[np.ndarray], keys: list[str], kwargs: dict, *, batch_size: int
+    ) -> list[Recognized]:
+        """One generate() call; scores are read by hooks during it when SCORES_KWARG asks (SenseVoiceSmall)."""
+        model = self.load()
+        kwargs = dict(kwargs)
+        capture = ScoreCapture(model.model, model.kwargs.get("tokenizer")) if kwargs.pop(SCORES_KWARG, False) else None
         with self._lock:  # AutoModel mutates its kwargs during generate: one call at a time
-            results = model.generate(input=pieces, key=keys, batch_size=1, **kwargs)
+            with capture.active() if capture is not None else contextlib.nullcontext():
+                results = model.generate(input=pieces, key=keys, batch_size=batch_size, **kwargs)
         # Results come back in input order; funasr repeats the first key for every item, so keys cannot be used.
         if len(results) != len(pieces):
             raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
-        return [str(result.get("text", "")) for result in results]
+        return recognized(results, self.model_class, capture.scores if capture is not None else None)
 
     def transcribe_regions(
         self,
@@ -315,8 +344,8 @@ class FunASREngine(BaseEngine):
         done = 0
         asr_started = time.perf_counter()
         for batch in batches:
-            texts = self._recognize([samples[s:e] for s, e in batch], kwargs, offset=len(segments))
-            segments.extend(_segments(batch, texts, offset))
+            found = self._recognize([samples[s:e] for s, e in batch], kwargs, offset=len(segments))
+            segments.extend(piece_segments(batch, found, offset))
             done += sum(e - s for s, e in batch)
             if progress is not None:
                 progress(min(1.0, done / speech) if speech else 1.0)
@@ -361,15 +390,9 @@ class FunASREngine(BaseEngine):
 
         return transcribe_windows(self, windows)
 
-    def generate_batch(self, pieces: list[np.ndarray], kwargs: dict) -> list[str]:
-        """One funasr call over `pieces` (padded into one forward): raw texts in input order."""
-        model = self.load()
-        keys = [f"b{i}" for i in range(len(pieces))]
-        with self._lock:
-            results = model.generate(input=pieces, key=keys, batch_size=len(pieces), **kwargs)
-        if len(results) != len(pieces):
-            raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
-        return [str(result.get("text", "")) for result in results]
+    def generate_batch(self, pieces: list[np.ndarray], kwargs: dict) -> list[Recognized]:
+        """One funasr call over `pieces` (padded into one forward): raw results in input order."""
+        return self._generate(pieces, [f"b{i}" for i in range(len(pieces))], kwargs, batch_size=len(pieces))
 
     def _cuda_after_job(self, *, long_job: bool) -> None:
         import torch
@@ -379,22 +402,3 @@ class FunASREngine(BaseEngine):
         device = torch.device(self.device)
         metrics.gpu_memory(device=self.device, allocated=torch.cuda.memory_allocated(device),
                            reserved=torch.cuda.memory_reserved(device))  # fmt: skip
-
-
-def _segments(batch: list[tuple[int, int]], texts: list[str], offset: int) -> list[Segment]:
-    """Segments for a recognized batch on the original timeline; pieces without text are dropped."""
-    out = []
-    for (start, end), raw in zip(batch, texts, strict=True):
-        text, language, emotion, events = parse_tags(raw)
-        if text:
-            out.append(
-                Segment(
-                    start=round((offset + start) / SAMPLE_RATE, 3),
-                    end=round((offset + end) / SAMPLE_RATE, 3),
-                    text=text,
-                    language=language,
-                    emotion=emotion,
-                    events=events,
-                )
-            )
-    return out

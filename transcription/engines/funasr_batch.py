@@ -2,7 +2,8 @@
 
 The speech pieces of all windows that share generate() arguments (language, ITN, hotwords) are sorted by length
 and cut into calls of at most `budget_s` seconds of padded audio and `max_items` pieces; each call is one
-padded forward. Texts go back to the piece they came from, so every window gets the segments it would get alone.
+padded forward. Texts go back to the piece they came from, so every window gets the segments it would get alone
+(word timestamps and scores included: they are per piece).
 A call that raises is re-run window by window: only the window that still fails gets the exception.
 """
 
@@ -15,6 +16,7 @@ import numpy as np
 
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import EngineResult, Window
+from transcription.engines.funasr_details import Recognized, piece_segments
 
 
 @dataclass
@@ -25,7 +27,7 @@ class _Plan:
     kwargs: dict
     warnings: tuple[str, ...]
     offset: int
-    texts: list[str | None] = field(default_factory=list)
+    found: list[Recognized | None] = field(default_factory=list)
     asr_s: float = 0.0
     error: Exception | None = None
 
@@ -55,7 +57,7 @@ def _plan(engine, window: Window) -> _Plan:
     pieces = engine._plan(total, found)
     kwargs, warnings = engine._generate_kwargs(window.options)
     offset = int(round(window.offset_s * SAMPLE_RATE))
-    return _Plan(window, samples, pieces, kwargs, warnings, offset, texts=[None] * len(pieces))
+    return _Plan(window, samples, pieces, kwargs, warnings, offset, found=[None] * len(pieces))
 
 
 def _run_call(engine, call: list[tuple[_Plan, int]], kwargs: dict) -> None:
@@ -63,7 +65,7 @@ def _run_call(engine, call: list[tuple[_Plan, int]], kwargs: dict) -> None:
     audio = [plan.samples[plan.pieces[i][0] : plan.pieces[i][1]] for plan, i in call]
     started = time.perf_counter()
     try:
-        texts = engine.generate_batch(audio, kwargs)
+        found = engine.generate_batch(audio, kwargs)
     except Exception as exc:  # noqa: BLE001 - decided per window below
         owners = list(dict.fromkeys(id(plan) for plan, _ in call))
         if len(owners) == 1:
@@ -74,14 +76,12 @@ def _run_call(engine, call: list[tuple[_Plan, int]], kwargs: dict) -> None:
         return
     elapsed = time.perf_counter() - started
     total = sum(a.shape[0] for a in audio) or 1
-    for (plan, i), piece, text in zip(call, audio, texts, strict=True):
-        plan.texts[i] = text
+    for (plan, i), piece, one in zip(call, audio, found, strict=True):
+        plan.found[i] = one
         plan.asr_s += elapsed * piece.shape[0] / total  # the call's time, shared by audio length
 
 
 def transcribe_windows(engine, windows: list[Window]) -> list[EngineResult | Exception]:
-    from transcription.engines.funasr import _segments
-
     if not windows:
         return []
     try:
@@ -115,7 +115,7 @@ def transcribe_windows(engine, windows: list[Window]) -> list[EngineResult | Exc
         elif plan.error is not None:
             out.append(plan.error)
         else:
-            segments = _segments(plan.pieces, plan.texts, plan.offset)
+            segments = piece_segments(plan.pieces, plan.found, plan.offset)
             out.append(
                 engine.result(
                     segments,

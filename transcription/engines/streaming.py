@@ -61,6 +61,7 @@ class StreamingEngine:
         self._lock = threading.Lock()
         self._loaded = False
         self._failure = ""
+        self.offline_hotwords = False  # whether the offline model (the finals) uses hotwords; known once loaded
 
     @property
     def has_online(self) -> bool:
@@ -101,6 +102,7 @@ class StreamingEngine:
         for _ in range(self.replicas):
             offline = FunASREngine(model=self.offline_model, device=self.device, threads=self.threads)
             offline.load()
+            self.offline_hotwords = offline.supports_hotwords
             online = None
             if self.online_model:
                 root.setLevel(max(level, logging.WARNING))  # funasr logs every checkpoint detail at INFO

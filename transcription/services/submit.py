@@ -30,7 +30,8 @@ MAX_HOTWORD_LEN = 64
 
 def options_normalize(options: dict, *, tenant=None) -> dict:
     """Validate and canonicalize options (language, itn, vad, hotwords; a saved `hotword_list` id of the tenant's
-    is merged in first, then the typed hotwords, duplicates dropped; speakers: see speaker_options_normalize)."""
+    is merged in first, then the typed hotwords, duplicates dropped; speakers: see speaker_options_normalize;
+    word_timestamps and scores: per-segment words and token scores, kept only when true)."""
     language = (options.get("language") or "auto").strip().lower()
     if language not in LANGUAGES:
         raise InvalidRequest(f"language must be one of: {', '.join(LANGUAGES)} (got {language!r}).")
@@ -46,6 +47,8 @@ def options_normalize(options: dict, *, tenant=None) -> dict:
         "vad": bool(options.get("vad", True)),
         "hotwords": hotwords,
         **speaker_options_normalize(options, tenant=tenant),
+        # Only when asked for, so requests without them keep the same options (and cache keys) as before:
+        **{name: True for name in ("word_timestamps", "scores") if options.get(name) is True},
     }
 
 
