@@ -160,6 +160,16 @@ class TranscriptionSerializer(serializers.Serializer):
         }
 
 
+_shared: list[TranscriptionSerializer] = []
+
+
 def transcription_representation(transcription: Transcription) -> dict:
-    """The documented transcription object (API v1, webhooks)."""
-    return TranscriptionSerializer(transcription).data
+    """The documented transcription object (API v1, webhooks).
+
+    One serializer per process, its fields built and bound once: a serializer deep-copies its declared fields
+    for every new instance, which cost every response more than the rest of the rendering. Its fields keep no
+    state between calls (the time zone is read per call), so threads share it.
+    """
+    if not _shared:
+        _shared.append(TranscriptionSerializer())
+    return _shared[0].to_representation(transcription)
