@@ -13,6 +13,8 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, replace
 
+from django.conf import settings
+
 from transcription.engines.base import TranscribeOptions
 from transcription.services.submit import options_normalize
 from transcription.streaming import StreamEvent, StreamSettings
@@ -145,7 +147,8 @@ def apply_config(message: dict, current: FunasrConfig | None, *, tenant=None, en
 
 def recognizer_settings(config: FunasrConfig) -> StreamSettings:
     # Finals carry `timestamp` as FunASR's servers send it, where the offline model gives word times.
-    options = TranscribeOptions(itn=config.itn, hotwords=config.hotwords, word_timestamps=config.mode != "online")
+    words = settings.STREAM_WORD_TIMESTAMPS and config.mode != "online"
+    options = TranscribeOptions(itn=config.itn, hotwords=config.hotwords, word_timestamps=words)
     common = {
         "end_silence_ms": config.end_silence_ms,
         "chunk_size": config.chunk_size,

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-import ctypes
 import gc
 import io
 import logging
-import os
 import re
 import threading
 import time
@@ -39,6 +37,7 @@ from transcription.engines.funasr_details import (
     piece_segments,
     recognized,
 )
+from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
 from transcription.engines.funasr_text import plan_batches, plan_pieces
 from transcription.engines.load_errors import load_failure_message
 
@@ -49,50 +48,6 @@ _NANO_LANGUAGE = {"zh": "中文", "en": "英文", "yue": "粤语", "ja": "日文
 MAX_SEGMENT_S = 30.0  # longest piece given to the model in one go (VAD regions longer than this are split)
 MERGE_GAP_S = 0.5  # VAD regions closer than this are recognized together (keeps sentences whole)
 LONG_JOB_S = 600.0  # after this much audio on CUDA, hand cached blocks back to the driver
-
-
-def looks_like_path(model: str) -> bool:
-    """A local directory reference rather than a hub id ('owner/name' has exactly one slash)."""
-    if model.startswith(("/", ".", "~")) or (os.altsep and os.altsep in model):
-        return True
-    return model.count(os.sep) > 1 or (os.sep in model and Path(model).exists())
-
-
-def import_funasr():
-    """Import funasr (6-9 s) and undo the INFO handler/level it installs on the root logger; return AutoModel."""
-    root = logging.getLogger()
-    handlers, level = list(root.handlers), root.level
-    try:
-        import funasr  # noqa: F401
-        from funasr.auto.auto_model import AutoModel
-    finally:
-        for handler in list(root.handlers):
-            if handler not in handlers:
-                root.removeHandler(handler)
-        root.setLevel(level)
-    return AutoModel
-
-
-def resolve_device(requested: str) -> str:
-    """`auto` picks cuda, then mps, then cpu; an explicit device is passed through."""
-    requested = (requested or "auto").strip()
-    if requested != "auto":
-        return requested
-    import torch
-
-    if torch.cuda.is_available():
-        return "cuda:0"
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return "mps"
-    return "cpu"
-
-
-def _malloc_trim() -> None:
-    try:
-        ctypes.CDLL("libc.so.6").malloc_trim(0)
-    except (OSError, AttributeError):
-        pass  # not glibc: nothing to trim
 
 
 class FunASREngine(BaseEngine):
@@ -228,7 +183,7 @@ class FunASREngine(BaseEngine):
         self.model_class = type(self._model.model).__name__
         if self.device == "cpu":
             gc.collect()
-            _malloc_trim()
+            malloc_trim()
         seconds = time.perf_counter() - started
         metrics.model_loaded(model=self.name, seconds=seconds)
         logger.info("Loaded ASR model %s (%s) on %s in %.1f s", self.name, self.model_class, self.device, seconds)
@@ -244,7 +199,7 @@ class FunASREngine(BaseEngine):
 
                 torch.cuda.empty_cache()
             else:
-                _malloc_trim()
+                malloc_trim()
 
     # --- recognition ------------------------------------------------------------------------------------
     def _generate_kwargs(self, options: TranscribeOptions) -> tuple[dict, tuple[str, ...]]:

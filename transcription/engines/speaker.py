@@ -13,7 +13,7 @@ from django.core.exceptions import ImproperlyConfigured
 
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import BaseSpeakerEngine, EngineUnavailable
-from transcription.engines.funasr import _malloc_trim, import_funasr, looks_like_path, resolve_device
+from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -82,7 +82,7 @@ class FunASRSpeakerEngine(BaseSpeakerEngine):
             root.setLevel(level)
         if self.device == "cpu":
             gc.collect()
-            _malloc_trim()
+            malloc_trim()
         logger.info("Loaded speaker model %s on %s in %.1f s", self.name, self.device, time.perf_counter() - started)
 
     def close(self) -> None:

@@ -23,7 +23,8 @@ import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
 from transcription.engines.base import EngineResult, EngineUnavailable, TranscribeOptions
-from transcription.engines.funasr import FunASREngine, _malloc_trim, import_funasr, looks_like_path, resolve_device
+from transcription.engines.funasr import FunASREngine
+from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
 from transcription.engines.funasr_text import tidy_spaces
 
 logger = logging.getLogger(__name__)
@@ -119,7 +120,7 @@ class StreamingEngine:
                     root.setLevel(level)
             self._free.put(_Replica(offline=offline, online=online))
         if self.device == "cpu":
-            _malloc_trim()
+            malloc_trim()
         logger.info(
             "Loaded %d streaming replica(s) (offline %s, online %s) on %s in %.1f s",
             self.replicas,

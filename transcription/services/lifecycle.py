@@ -190,8 +190,7 @@ def recognition_steps(claim: Claim, t: Transcription, *, engine_name: str, windo
     opts = t.options
     options = TranscribeOptions(
         language=opts.get("language", "auto"), itn=opts.get("itn", True), vad=opts.get("vad", True),
-        hotwords=tuple(opts.get("hotwords", [])), word_timestamps=bool(opts.get("word_timestamps")),
-        scores=bool(opts.get("scores")),
+        hotwords=tuple(opts.get("hotwords", [])), word_timestamps=bool(opts.get("word_timestamps")), scores=bool(opts.get("scores")),
     )  # fmt: skip
     if not t.audio.name:
         raise FileNotFoundError(f"Transcription {t.pk} has no stored audio")
