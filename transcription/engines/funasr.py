@@ -32,6 +32,7 @@ from transcription.engines.funasr_details import (
     SCORE_MODELS,
     SCORES_KWARG,
     WORD_MODELS,
+    WORDS_KWARG,
     Recognized,
     ScoreCapture,
     piece_segments,
@@ -224,7 +225,9 @@ class FunASREngine(BaseEngine):
             else:
                 warnings = (f"The model {kind or self.name} does not support hotwords; they were not used.",)
         if options.word_timestamps:
-            if kind in WORD_MODELS:
+            if kind in SCORE_MODELS:  # SenseVoice: aligned from the CTC output by our hooks (funasr_align.py)
+                kwargs[WORDS_KWARG] = True
+            elif kind in WORD_MODELS:
                 kwargs["output_timestamp"] = True
             else:
                 warnings += (f"The model {kind or self.name} does not give word timestamps; segments have no words.",)
@@ -239,17 +242,21 @@ class FunASREngine(BaseEngine):
     def _generate(
         self, pieces: list[np.ndarray], keys: list[str], kwargs: dict, *, batch_size: int
     ) -> list[Recognized]:
-        """One generate() call; scores are read by hooks during it when SCORES_KWARG asks (SenseVoiceSmall)."""
+        """One generate() call; scores and words are read by hooks during it when SCORES_KWARG / WORDS_KWARG ask
+        (SenseVoiceSmall)."""
         model = self.load()
         kwargs = dict(kwargs)
-        capture = ScoreCapture(model.model, model.kwargs.get("tokenizer")) if kwargs.pop(SCORES_KWARG, False) else None
+        scores, words = kwargs.pop(SCORES_KWARG, False), kwargs.pop(WORDS_KWARG, False)
+        capture = None
+        if scores or words:
+            capture = ScoreCapture(model.model, model.kwargs.get("tokenizer"), scores=scores, words=words)
         with self._lock:  # AutoModel mutates its kwargs during generate: one call at a time
             with capture.active() if capture is not None else contextlib.nullcontext():
                 results = model.generate(input=pieces, key=keys, batch_size=batch_size, **kwargs)
         # Results come back in input order; funasr repeats the first key for every item, so keys cannot be used.
         if len(results) != len(pieces):
             raise RuntimeError(f"funasr returned {len(results)} results for {len(pieces)} audio pieces.")
-        return recognized(results, self.model_class, capture.scores if capture is not None else None)
+        return recognized(results, self.model_class, capture)
 
     def transcribe_regions(
         self,
