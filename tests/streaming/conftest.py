@@ -22,7 +22,6 @@ SERVER_ENV = {  # small limits, so the tests reach them
     "STREAM_MAX_FRAME_BYTES": str(32000 * 15),
     "STREAM_REPLICAS": "1",
     "REALTIME_MAX_UNCOMMITTED_SECONDS": "12",
-    "STREAM_WORD_TIMESTAMPS": "1",  # off by default (latency); the tests check the field
 }
 
 
