@@ -114,11 +114,15 @@ def database_from_env(env, *, default: str) -> dict:
         }
     elif env.bool("DB_POOL", default=env("TINGXIE_PROCESS", default="") == "web"):
         db["CONN_MAX_AGE"] = 0  # Django's pool requires it
-        db.setdefault("CONN_HEALTH_CHECKS", True)
-        db.setdefault("OPTIONS", {})["pool"] = {
+        db.setdefault("CONN_HEALTH_CHECKS", True)  # Django then checks a pooled connection before lending it
+        options = db.setdefault("OPTIONS", {})
+        options.setdefault("connect_timeout", 5)  # a connect that hangs (server restarting) is an error, not a wait
+        options["pool"] = {
             "min_size": env.int("DB_POOL_MIN_SIZE", default=2),
             "max_size": env.int("DB_POOL_MAX_SIZE", default=20),
-            "timeout": env.float("DB_POOL_TIMEOUT", default=30.0),
+            # A request waits this long for a connection, then answers 503: after the server dropped every
+            # connection (restart, failover) the pool refills in the background with backoff.
+            "timeout": env.float("DB_POOL_TIMEOUT", default=5.0),
             "max_idle": 300.0,
         }
     else:
