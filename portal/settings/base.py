@@ -283,9 +283,8 @@ STREAM_MAX_SESSIONS_PER_KEY = env.int("STREAM_MAX_SESSIONS_PER_KEY", default=20)
 STREAM_MAX_SESSION_SECONDS = env.int("STREAM_MAX_SESSION_SECONDS", default=4 * 3600)
 STREAM_IDLE_SECONDS = env.int("STREAM_IDLE_SECONDS", default=120)  # no message for this long: closed
 STREAM_END_SILENCE_MS = env.int("STREAM_END_SILENCE_MS", default=500)  # VAD silence that ends an utterance
-# Offline finals carry FunASR's "timestamp" (word times). SenseVoice's are aligned by engines/funasr_align.py (about
-# 1 ms a final with the tiny model on CPU; funasr's own alignment cost ~25 ms and took end-of-speech -> final p95 at
-# 20 clients to 969 ms). False: no word times on finals, no alignment at all.
+# Offline finals carry FunASR's "timestamp" (word times), aligned by engines/funasr_align.py for SenseVoice (~1 ms a
+# final with the tiny model on CPU; funasr's own alignment cost ~25 ms). False: no word times, no alignment.
 STREAM_WORD_TIMESTAMPS = env.bool("STREAM_WORD_TIMESTAMPS", default=True)
 STREAM_MAX_FRAME_BYTES = env.int("STREAM_MAX_FRAME_BYTES", default=4 * 1024 * 1024)  # about 2 min of PCM16
 STREAM_MAX_BUFFER_SECONDS = env.float("STREAM_MAX_BUFFER_SECONDS", default=180)  # audio waiting per session
