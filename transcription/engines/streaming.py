@@ -1,9 +1,9 @@
 """The streaming engine: a streaming Paraformer for partials and the offline engine for finals, per process.
 
 Like transcription.engines.funasr, the only place that touches funasr/torch for streams (always lazily).
-One instance per stream-worker process holds `replicas` copies of both models and a thread pool of the same
-size: funasr's AutoModel mutates its kwargs in generate() and is not thread-safe, so each inference thread
-borrows a replica of its own. Per-session state (the Paraformer cache dict) is owned by the caller and passed
+One instance per stream-worker process holds `replicas` copies of both models and a thread pool of
+THREADS_PER_REPLICA times that: funasr's AutoModel mutates its kwargs in generate() and is not thread-safe, so
+each model call borrows a replica of its own; finals that wait at the same time are decoded in one batch. Per-session state (the Paraformer cache dict) is owned by the caller and passed
 in; a cache can go to any replica, but only one call at a time may use it.
 """
 
@@ -22,12 +22,24 @@ from pathlib import Path
 import numpy as np
 from django.core.exceptions import ImproperlyConfigured
 
-from transcription.engines.base import EngineResult, EngineUnavailable, TranscribeOptions
+from transcription.engines.base import EngineResult, EngineUnavailable, TranscribeOptions, Window
 from transcription.engines.funasr import FunASREngine
 from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
 from transcription.engines.funasr_text import tidy_spaces
 
 logger = logging.getLogger(__name__)
+
+
+# Finals that end at the same moment (many streams, one worker) are decoded together in one padded forward.
+FINALS_BATCH = {"budget_s": 120.0, "max_items": 16}
+THREADS_PER_REPLICA = 4  # feeds in flight per replica: the others' finals can join a batch while one runs
+
+
+@dataclass
+class _Final:
+    window: Window
+    done: threading.Event = field(default_factory=threading.Event)
+    result: EngineResult | Exception | None = None
 
 
 @dataclass
@@ -57,9 +69,13 @@ class StreamingEngine:
         self.device = ""
         self.threads = max(1, int(threads))
         self.replicas = max(1, int(replicas))
-        self.executor = ThreadPoolExecutor(max_workers=self.replicas, thread_name_prefix="stream-infer")
+        self.executor = ThreadPoolExecutor(
+            max_workers=self.replicas * THREADS_PER_REPLICA, thread_name_prefix="stream-infer"
+        )
         self._free: queue.SimpleQueue[_Replica] = queue.SimpleQueue()
         self._lock = threading.Lock()
+        self._finals: list[_Final] = []  # waiting for a replica; the first thread to get one decodes them all
+        self._finals_lock = threading.Lock()
         self._loaded = False
         self._failure = ""
         self.offline_hotwords = False  # whether the offline model (the finals) uses hotwords; known once loaded
@@ -101,7 +117,12 @@ class StreamingEngine:
         root = logging.getLogger()
         level = root.level
         for _ in range(self.replicas):
-            offline = FunASREngine(model=self.offline_model, device=self.device, threads=self.threads)
+            offline = FunASREngine(
+                model=self.offline_model,
+                device=self.device,
+                threads=self.threads,
+                batching={"cpu": FINALS_BATCH, "cuda": FINALS_BATCH, "mps": FINALS_BATCH},
+            )
             offline.load()
             self.offline_hotwords = offline.supports_hotwords
             online = None
@@ -164,14 +185,42 @@ class StreamingEngine:
         return tidy_spaces(str(result[0].get("text", ""))) if result else ""
 
     def offline_decode(self, samples: np.ndarray, options: TranscribeOptions, *, offset_s: float = 0.0) -> EngineResult:
-        """Recognize one closed utterance with the offline model (tags parsed, ITN and hotwords as in batch)."""
-        replica = self._borrow()
+        """Recognize one closed utterance with the offline model (tags parsed, ITN and hotwords as in batch).
+
+        The utterance waits with the other streams' finals; whichever caller gets a replica first decodes every
+        final waiting then in shared calls (each gets the result it would get alone), the others just wait.
+        """
+        mine = _Final(Window(audio=samples, regions=None, options=options, offset_s=offset_s))
+        with self._finals_lock:
+            self._finals.append(mine)
+        while not mine.done.is_set():
+            replica = self._borrow()
+            try:
+                with self._finals_lock:
+                    batch, self._finals = (
+                        self._finals[: FINALS_BATCH["max_items"]],
+                        self._finals[FINALS_BATCH["max_items"] :],
+                    )
+                if batch:
+                    self._decode(replica, batch)
+            finally:
+                self._free.put(replica)
+            if not batch:
+                mine.done.wait()  # another thread took it and is decoding it
+        if isinstance(mine.result, Exception):
+            raise mine.result
+        return mine.result
+
+    @staticmethod
+    def _decode(replica: _Replica, batch: list[_Final]) -> None:
         try:
-            result = replica.offline.transcribe_regions(samples, regions=None, options=options, offset_s=offset_s)
-            replica.calls["offline"] += 1
-        finally:
-            self._free.put(replica)
-        return result
+            results = replica.offline.transcribe_windows([final.window for final in batch])
+        except Exception as exc:  # noqa: BLE001 - each waiting caller raises it
+            results = [exc] * len(batch)
+        replica.calls["offline"] += len(batch)
+        for final, result in zip(batch, results, strict=True):
+            final.result = result
+            final.done.set()
 
     @contextmanager
     def borrowed_offline(self) -> Iterator[FunASREngine]:
