@@ -13,7 +13,6 @@ from collections import Counter
 from pathlib import Path
 
 import numpy as np
-from django.core.exceptions import ImproperlyConfigured
 
 from portal import metrics
 from transcription.constants import LANGUAGES, SAMPLE_RATE
@@ -38,7 +37,7 @@ from transcription.engines.funasr_details import (
     piece_segments,
     recognized,
 )
-from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
+from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, model_ref, resolve_device
 from transcription.engines.funasr_text import plan_batches, plan_pieces
 from transcription.engines.load_errors import load_failure_message
 
@@ -73,14 +72,10 @@ class FunASREngine(BaseEngine):
         super().__init__(model=model, device=device, threads=threads, batch_size_s=batch_size_s, hub=hub, **extra)
         self.batching = dict(batching or {})  # device kind (cpu, cuda, mps) -> BatchLimits fields
         self.name = str(model)
-        self.model_ref = str(model)
-        if looks_like_path(self.model_ref):
-            self.model_ref = str(Path(self.model_ref).expanduser())
-            if not Path(self.model_ref).is_dir():
-                raise ImproperlyConfigured(
-                    f"ASR model directory {self.model_ref!r} does not exist. Set ASR_MODEL to an existing local "
-                    "model directory or to a hub id such as 'iic/SenseVoiceSmall'."
-                )
+        self.model_ref = model_ref(
+            model, missing="Set ASR_MODEL to an existing local model directory or to a hub id such as "
+            "'iic/SenseVoiceSmall'.",
+        )  # fmt: skip
         self.requested_device = str(device)
         self.threads = max(1, int(threads))
         self.batch_size_s = float(batch_size_s)

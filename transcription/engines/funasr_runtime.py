@@ -15,6 +15,19 @@ def looks_like_path(model: str) -> bool:
     return model.count(os.sep) > 1 or (os.sep in model and Path(model).exists())
 
 
+def model_ref(model: str, *, missing: str) -> str:
+    """A hub id as given, or a local directory expanded; `missing` (the rest of the message) when it is absent."""
+    model = str(model)
+    if not looks_like_path(model):
+        return model
+    path = Path(model).expanduser()
+    if not path.is_dir():
+        from django.core.exceptions import ImproperlyConfigured
+
+        raise ImproperlyConfigured(f"Model directory {str(path)!r} does not exist. {missing}")
+    return str(path)
+
+
 def import_funasr():
     """Import funasr (6-9 s) and undo the INFO handler/level it installs on the root logger; return AutoModel."""
     root = logging.getLogger()

@@ -6,14 +6,12 @@ import gc
 import logging
 import threading
 import time
-from pathlib import Path
 
 import numpy as np
-from django.core.exceptions import ImproperlyConfigured
 
 from transcription.constants import SAMPLE_RATE
 from transcription.engines.base import BaseSpeakerEngine, EngineUnavailable
-from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
+from transcription.engines.funasr_runtime import import_funasr, malloc_trim, model_ref, resolve_device
 
 logger = logging.getLogger(__name__)
 
@@ -29,14 +27,10 @@ class FunASRSpeakerEngine(BaseSpeakerEngine):
     ) -> None:
         super().__init__(model=model, device=device, threads=threads, batch=batch, hub=hub, **extra)
         self.name = str(model)
-        self.model_ref = str(model)
-        if looks_like_path(self.model_ref):
-            self.model_ref = str(Path(self.model_ref).expanduser())
-            if not Path(self.model_ref).is_dir():
-                raise ImproperlyConfigured(
-                    f"Speaker model directory {self.model_ref!r} does not exist. Set SPEAKER_MODEL to an existing "
-                    "local model directory or to a hub id such as 'iic/speech_campplus_sv_zh-cn_16k-common'."
-                )
+        self.model_ref = model_ref(
+            model, missing="Set SPEAKER_MODEL to an existing local model directory or to a hub id such as "
+            "'iic/speech_campplus_sv_zh-cn_16k-common'.",
+        )  # fmt: skip
         self.requested_device = str(device)
         self.threads = max(1, int(threads))
         self.batch = max(1, int(batch))

@@ -17,14 +17,12 @@ from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
-from django.core.exceptions import ImproperlyConfigured
 
 from transcription.engines.base import EngineResult, EngineUnavailable, TranscribeOptions, Window
 from transcription.engines.funasr import FunASREngine
-from transcription.engines.funasr_runtime import import_funasr, looks_like_path, malloc_trim, resolve_device
+from transcription.engines.funasr_runtime import import_funasr, malloc_trim, model_ref, resolve_device
 from transcription.engines.funasr_text import tidy_spaces
 
 logger = logging.getLogger(__name__)
@@ -57,14 +55,10 @@ class StreamingEngine:
         self, *, offline_model: str, online_model: str = "", device: str = "auto", threads: int = 1, replicas: int = 1
     ) -> None:
         self.offline_model = str(offline_model)
-        self.online_model = str(online_model or "")
-        if self.online_model and looks_like_path(self.online_model):
-            self.online_model = str(Path(self.online_model).expanduser())
-            if not Path(self.online_model).is_dir():
-                raise ImproperlyConfigured(
-                    f"STREAM_ONLINE_MODEL directory {self.online_model!r} does not exist. Set it to a local "
-                    "streaming Paraformer directory, a hub id, or '' (no partials)."
-                )
+        self.online_model = str(online_model or "") and model_ref(
+            online_model, missing="Set STREAM_ONLINE_MODEL to a local streaming Paraformer directory, a hub id, "
+            "or '' (no partials).",
+        )  # fmt: skip
         self.requested_device = str(device)
         self.device = ""
         self.threads = max(1, int(threads))
