@@ -109,6 +109,7 @@ class _Windows:
         self.warnings: dict[str, None] = {}
         self.model = name
         self.carry = np.zeros(0, dtype=np.float32)
+        self.carry_regions: list[tuple[int, int]] | None = None  # the VAD's regions of all of `carry`, if known
         self.base = 0  # where `carry` starts on the original timeline, in samples
 
     def _recognize(self, window: np.ndarray, regions: list[tuple[int, int]] | None, base: int) -> Steps:
@@ -141,7 +142,7 @@ class _Windows:
         else:
             buffer = np.concatenate([self.carry, chunk]) if self.carry.shape[0] else chunk
             del chunk
-            self.carry = np.zeros(0, dtype=np.float32)
+            self.carry, self.carry_regions = np.zeros(0, dtype=np.float32), None
             regions = self._find_speech(buffer)
             cut = choose_cut(regions, buffer.shape[0])
             if cut:
@@ -149,13 +150,15 @@ class _Windows:
                 self.carry = buffer[cut:].copy()  # a copy, so the rest of the buffer is freed now
                 self.base += cut
             else:
-                self.carry = buffer
+                # All of it is carried: if no chunk follows, finish() recognizes it with these same regions.
+                self.carry, self.carry_regions = buffer, regions
         self.report(self.base / SAMPLE_RATE)
 
     def finish(self) -> Steps:
         if self.carry.shape[0]:
-            yield from self._recognize(self.carry, self._find_speech(self.carry), self.base)
-            self.carry = np.zeros(0, dtype=np.float32)
+            regions = self.carry_regions if self.carry_regions is not None else self._find_speech(self.carry)
+            yield from self._recognize(self.carry, regions, self.base)
+            self.carry, self.carry_regions = np.zeros(0, dtype=np.float32), None
 
     def result(self, *, duration_s: float, truncated: bool, decode_ns: int) -> PipelineResult:
         speaker_ms = 0

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import tracemalloc
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -10,10 +11,11 @@ import pytest
 from portal.errors import AudioTooLong
 from tests import audio_samples as samples
 from tests.audio_samples import decode_all as decode
+from transcription import pipeline
 from transcription.audio import SAMPLE_RATE, decode_stream
 from transcription.engines.base import BaseEngine, EngineResult, Segment, TranscribeOptions
 from transcription.pipeline import MAX_CARRY_S, choose_cut, recognize_file, recognize_samples
-from transcription.vad import VAD_FRAME
+from transcription.vad import VAD_FRAME, speech_regions
 
 SR = SAMPLE_RATE
 
@@ -173,6 +175,70 @@ def test_windows_follow_pauses_and_offsets_put_them_on_the_original_timeline(tmp
     assert result.duration_s == pytest.approx(audio.shape[0] / SR, abs=0.01)
     assert result.windows == len(fake.calls) == 2
     assert result.speech_s == pytest.approx(sum(s.end - s.start for s in result.segments), abs=0.01)
+
+
+def _recognized_with_vad_counted(monkeypatch, path, *, reuse: bool, chunk_seconds: float):
+    """recognize_file() with a RecordingEngine, counting the VAD passes; reuse=False: finish() runs the VAD
+    again on the carried audio (what it did before it reused the regions of a buffer carried whole)."""
+    calls = []
+
+    def counted(window, **kwargs):
+        calls.append(window.shape[0])
+        return speech_regions(window, **kwargs)
+
+    with monkeypatch.context() as patch:
+        patch.setattr(pipeline, "speech_regions", counted)
+        if not reuse:
+            patch.setattr(
+                pipeline._Windows, "carry_regions", property(lambda self: None, lambda self, v: None), raising=False
+            )
+        fake = RecordingEngine()
+        result = recognize_file(
+            path, engine=fake, options=TranscribeOptions(), max_seconds=700, chunk_seconds=chunk_seconds
+        )
+    return result, fake.calls, calls
+
+
+def test_a_file_shorter_than_a_chunk_gets_one_vad_pass_and_the_same_windows(monkeypatch, tmp_path):
+    speech = samples.speak_fixture("zh_welcome")
+    path = samples.write_wav(tmp_path / "short.wav", np.concatenate([samples.silence(0.2), speech]))
+
+    result, windows, vad = _recognized_with_vad_counted(monkeypatch, path, reuse=True, chunk_seconds=300.0)
+    before, windows_before, vad_before = _recognized_with_vad_counted(
+        monkeypatch, path, reuse=False, chunk_seconds=300.0
+    )
+
+    assert vad == [decode(path, max_seconds=60).samples.shape[0]]  # one pass over the whole file
+    assert len(vad_before) == 2
+    assert windows == windows_before and len(windows) == 1 and windows[0][1]
+    assert replace(result, vad_ms=0, decode_ms=0) == replace(before, vad_ms=0, decode_ms=0)
+
+
+@pytest.mark.parametrize(
+    ("chunk_seconds", "tail_s", "forced_cuts"),
+    [(2.0, 1.0, False), (2.0, 0.1, False), (2.0, 3.0, False), (30.0, 0.1, True), (30.0, 3.0, True)],
+)
+def test_long_files_get_the_same_windows_when_vad_regions_are_reused(
+    monkeypatch, tmp_path, zh_park, en_welcome, chunk_seconds, tail_s, forced_cuts
+):
+    # Given speech across chunk boundaries, longer than one chunk, ending right at the end (the last buffer is
+    # carried whole) or in silence (the last buffer is cut, only its tail is carried)
+    unit = np.concatenate([samples.silence(1.3), zh_park, samples.silence(0.4), en_welcome])
+    audio = np.concatenate([np.tile(unit, 6), samples.silence(tail_s)])
+    if forced_cuts:  # speech without a 1 s pause for longer than MAX_CARRY_S: cut anyway
+        audio = np.concatenate([np.tile(np.concatenate([zh_park, samples.silence(0.3)]), 12), audio])
+    path = samples.write_wav(tmp_path / "long.wav", audio)
+
+    result, windows, vad = _recognized_with_vad_counted(monkeypatch, path, reuse=True, chunk_seconds=chunk_seconds)
+    before, windows_before, vad_before = _recognized_with_vad_counted(
+        monkeypatch, path, reuse=False, chunk_seconds=chunk_seconds
+    )
+
+    assert len(windows) > 2
+    assert windows == windows_before
+    assert replace(result, vad_ms=0, decode_ms=0) == replace(before, vad_ms=0, decode_ms=0)
+    # Only the last pass is saved, when the last buffer was carried whole
+    assert len(vad) == len(vad_before) - (tail_s < 2.0)  # a silent end shorter than TAIL_S + CUT_GAP_S: no cut
 
 
 def test_vad_off_sends_each_chunk_whole(tmp_path):
