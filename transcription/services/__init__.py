@@ -1,7 +1,9 @@
 """Writes for transcriptions, one module per seam:
 
 - submit: validate, store, hold and queue (idempotency, cache);
-- lifecycle: the worker side (claim, heartbeat, hold cover, run, finalize, fail), cancel, delete, sweep;
+- lifecycle: the worker side (claim, heartbeat, hold cover, run, finalize, fail), cancel, delete;
+- sweep: expired leases re-queued, lost queue hops enqueued again;
+- rows: the worker's per-job reads of the row as plain SQL (no ORM compile per call);
 - retention: each tenant's audio and transcripts expired after its retention days;
 - orphans: the sweep of stored audio no row references and stale temporary upload files (killed uploads);
 - webhooks: signed result delivery with backoff;
@@ -21,11 +23,11 @@ from transcription.services.lifecycle import (
     transcription_heartbeat,
     transcription_hold_cover,
     transcription_run,
-    transcription_sweep,
 )
 from transcription.services.orphans import transcription_orphans_sweep
 from transcription.services.retention import transcription_retention_apply
 from transcription.services.submit import options_normalize, transcription_create
+from transcription.services.sweep import transcription_sweep
 from transcription.services.webhooks import WEBHOOK_BACKOFF, webhook_deliver, webhook_payload, webhook_sign
 
 __all__ = [

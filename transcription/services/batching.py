@@ -90,10 +90,11 @@ def transcription_leases_renew(claims: list[lifecycle.Claim]) -> int:
     return Transcription.objects.filter(match, status=Status.RUNNING).update(lease_expires_at=lifecycle._lease_until())
 
 
-def result_finalize(claim: lifecycle.Claim, result) -> bool:
-    """transcription_finalize() with a pipeline result."""
+def result_finalize(claim: lifecycle.Claim, result, row: Transcription | None = None) -> bool:
+    """transcription_finalize() with a pipeline result (`row`: the row as claimed, which it need not read again)."""
     return lifecycle.transcription_finalize(
         claim=claim,
+        row=row,
         text=result.text,
         segments=segment_dicts(result.segments),
         language=result.language,
@@ -111,6 +112,7 @@ def result_finalize(claim: lifecycle.Claim, result) -> bool:
 @dataclass(eq=False)
 class _Job:
     claim: lifecycle.Claim
+    row: Transcription | None = None  # as claimed
     steps: object = None
     window: object = None  # the window waiting for the next round; None once the job is done
     outcome: str = ""
@@ -127,7 +129,7 @@ class _Batch:
 
     # --- membership ----------------------------------------------------------------------------------
     def add(self, claim: lifecycle.Claim, row: Transcription) -> None:
-        job = _Job(claim)
+        job = _Job(claim, row)
         self.jobs.append(job)
         try:
             job.steps = lifecycle.recognition_steps(
@@ -173,7 +175,7 @@ class _Batch:
                 job.window = job.steps.send(value)
         except StopIteration as done:
             job.window = None
-            self._end(job, "succeeded" if result_finalize(job.claim, done.value) else "stale")
+            self._end(job, "succeeded" if result_finalize(job.claim, done.value, job.row) else "stale")
         except (OperationalError, InterfaceError) as exc:
             raise _DatabaseGone from exc
         except Exception as exc:  # noqa: BLE001 - every failure ends this attempt with a reason

@@ -25,10 +25,10 @@ from transcription.services.common import (
     Status,
     audio_discard,
     segment_dicts,
-    transcription_enqueue,
     transcription_lock,
     webhook_enqueue,
 )
+from transcription.services.rows import transcription_lock_state, transcription_runnable, transcription_write
 
 logger = logging.getLogger(__name__)
 
@@ -58,10 +58,9 @@ def transcription_claim(*, transcription_id) -> Claim | None:
 def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
     """transcription_claim(), with the row as claimed.
 
-    A look without the lock first: the queued task of a transcription a batch already took costs one query.
+    A look without the lock first: the queued task of a transcription a batch already took costs one cheap read.
     """
-    seen = Transcription.objects.filter(pk=transcription_id).values_list("status", "lease_expires_at").first()
-    if seen is None or not _runnable(*seen, timezone.now()):
+    if not transcription_runnable(transcription_id=transcription_id):
         return None
     with transaction.atomic():
         try:
@@ -271,16 +270,22 @@ def transcription_finalize(
     speech_s: float | None = None,
     model: str | None = None,
     warnings: list[str] | None = None,
+    row: Transcription | None = None,
 ) -> bool:
     """Store the result and settle the money in one transaction, only if the attempt is current.
 
-    `model` is what the worker actually ran (recorded on the row; cache hits match on it).
+    `model` is what the worker actually ran (recorded on the row; cache hits match on it). `row`: the row as this
+    attempt claimed it (the worker's batch has it): only its status, attempt and hold are read again, under the
+    lock; what a running attempt cannot change (tenant, times, webhook) is taken from it. Without it, the row is
+    read whole.
     """
     tokens = token_rule.count(text)
     with transaction.atomic():
-        t = transcription_lock(transcription_id=claim.transcription_id)
-        if t.status != Status.RUNNING or t.attempt != claim.attempt:
+        status, attempt, held = transcription_lock_state(transcription_id=claim.transcription_id)
+        if status != Status.RUNNING or attempt != claim.attempt:
             return False
+        t = row if row is not None and row.attempt == attempt else Transcription.objects.get(pk=claim.transcription_id)
+        t.status, t.attempt, t.held_tokens = status, attempt, held
         t.billed_tokens, _ = hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens, tokens=tokens)
         t.tokens = tokens
         t.token_rule = token_rule.RULE_VERSION
@@ -293,7 +298,7 @@ def transcription_finalize(
         t.progress = 1.0
         t.lease_expires_at = None
         t.finished_at = timezone.now()
-        t.save(update_fields=FINAL_FIELDS)
+        transcription_write(t, FINAL_FIELDS)
         instruments.job_finished(t)
         if t.webhook_url:
             transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
@@ -362,39 +367,3 @@ def transcription_delete(*, transcription: Transcription) -> None:
         t.deleted_at = timezone.now()
         t.save(update_fields=["audio", "text", "segments", "deleted_at"])
         transaction.on_commit(lambda: audio_discard(name))
-
-
-def _requeue_expired(transcription_id, now, counts: dict) -> None:
-    with transaction.atomic():
-        t = transcription_lock(transcription_id=transcription_id)
-        if t.status != Status.RUNNING or t.lease_expires_at is None or t.lease_expires_at >= now:
-            return
-        if t.attempt >= settings.JOB_MAX_ATTEMPTS:
-            _fail_locked(t, "worker_lost", _attempts_message(t))
-            counts["failed"] += 1
-            return
-        t.status = Status.QUEUED
-        t.lease_expires_at = None
-        t.enqueued_at = now
-        t.save(update_fields=["status", "lease_expires_at", "enqueued_at"])
-        transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription_id))
-        counts["requeued"] += 1
-
-
-def transcription_sweep() -> dict:
-    """Re-queue transcriptions whose lease expired (worker died), fail those past the attempt cap, and
-    re-enqueue queued ones whose task may have been lost by the broker."""
-    now = timezone.now()
-    counts = {"requeued": 0, "failed": 0, "reenqueued": 0}
-    expired = Transcription.objects.filter(status=Status.RUNNING, lease_expires_at__lt=now).values_list("pk", flat=True)
-    for transcription_id in list(expired):
-        _requeue_expired(transcription_id, now, counts)
-    stale_before = now - timedelta(seconds=settings.JOB_REQUEUE_AFTER_SECONDS)
-    stale = Transcription.objects.filter(status=Status.QUEUED, enqueued_at__lt=stale_before)
-    for transcription_id in list(stale.values_list("pk", flat=True)):
-        if Transcription.objects.filter(pk=transcription_id, status=Status.QUEUED, enqueued_at__lt=stale_before).update(
-            enqueued_at=now
-        ):
-            transcription_enqueue(transcription_id=transcription_id)
-            counts["reenqueued"] += 1
-    return counts
