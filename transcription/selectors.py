@@ -40,8 +40,12 @@ def transcription_get(*, tenant, transcription_id) -> Transcription:
         raise NotFound("No such transcription.") from None
 
 
-# One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch).
-_final_watch = ColumnWatch(Transcription, "status", Transcription.FINAL_STATUSES, interval_s=0.05)
+# One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch); on PostgreSQL a
+# trigger's NOTIFY (migration 0009) wakes it as soon as a waited-for job is final, and it ticks every 0.5 s.
+FINAL_CHANNEL = "tingxie_transcription_final"
+_final_watch = ColumnWatch(
+    Transcription, "status", Transcription.FINAL_STATUSES, interval_s=0.05, channel=FINAL_CHANNEL
+)
 
 
 async def transcription_await_final(
