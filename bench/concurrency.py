@@ -4,7 +4,10 @@ dimensions: `build_test_model --full`, built once under var/bench-models/).
 
 Targets: throughput >= 1.0x the peer's with the tiny model and >= 1.5x with the full-size one; submit p95 <= 50 ms;
 health and status never wait behind the model. Printed with them: the batch sizes the ASR workers reached and
-the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after).
+the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after), and
+how busy the whole box was. Each configuration runs through the Tingxie API (submit, then a long-poll GET: two
+requests per job) and through the OpenAI-compatible endpoint, the same single request the peer answers. Submit
+p95 is printed over all submits and "steady" (without each client's first, which all clients send at once).
 
     .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 5] [--full-per-client 3]
 """
@@ -27,7 +30,9 @@ CLIP_S = 1.7
 FULL_MODEL = ROOT / "var" / "bench-models" / "sensevoice_full"
 TARGET = {"tiny": 1.0, "full": 1.5}
 BATCH_OFF = {"ASR_BATCH_MAX_JOBS_CPU": "1", "ASR_BATCH_MAX_JOBS_CUDA": "1"}
-# (label, broker, PostgreSQL?, ASR worker environment); the first is "before" (one transcription per model call)
+# (label, broker, PostgreSQL?, ASR worker environment); the first is "before" (one transcription per model call).
+# Each runs twice: through the Tingxie API (submit, then long-poll GET: two requests per job) and through the
+# OpenAI-compatible endpoint, the very request the peer gets (one POST that answers with the transcript).
 CONFIGS = {
     "tiny": [
         ("redis+postgres, batching off", "redis", True, BATCH_OFF),
@@ -39,6 +44,7 @@ CONFIGS = {
         ("redis+postgres, batching on", "redis", True, {}),
     ],
 }
+APIS = ("tingxie", "openai")
 BATCH_LINE = re.compile(r"\[(\d+)\].*ASR batch: (\d+) transcriptions, (\d+) speech pieces.*\(([\d.]+) ms CPU\)")
 WORKER_LINE = re.compile(r"ready for work at (\d+)")
 
@@ -95,7 +101,7 @@ def bench_peer(clip, model, clients: int, per_client: int) -> dict:
         health: list[float] = []
         stop = threading.Event()
         prober = threading.Thread(target=probe_loop, args=(f"{peer.url}/health", stop, health))
-        before = session_cpu(peer.pid)
+        before, box0 = session_cpu(peer.pid), box_busy()
         prober.start()
         wall = run_clients(
             lambda sess, i: latencies.append(peer.transcribe(sess, variant(clip, i))), clients, per_client
@@ -104,7 +110,8 @@ def bench_peer(clip, model, clients: int, per_client: int) -> dict:
         prober.join()
         n = clients * per_client
         cpu_ms = sum(delta(before, session_cpu(peer.pid)).values()) * 1000 / n
-        return {"rps": n / wall, "latency": latencies, "health": health, "cpu_ms": cpu_ms}
+        return {"rps": n / wall, "latency": latencies, "health": health, "cpu_ms": cpu_ms,
+                "busy": busy_share(box0, box_busy())}  # fmt: skip
     finally:
         peer.stop()
 
@@ -123,7 +130,19 @@ def cpu_parts(stack: Stack, web0: dict, asr0: dict, log_from: int, n: int) -> tu
     return {k: v * 1000 / n for k, v in parts.items()}, [int(jobs) for _pid, jobs, _pieces, _cpu in lines]
 
 
+def box_busy() -> tuple[int, int]:
+    """(all, idle) jiffies of the whole box, from /proc/stat."""
+    fields = [int(v) for v in open("/proc/stat").readline().split()[1:]]  # noqa: SIM115
+    return sum(fields), fields[3] + fields[4]
+
+
+def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
+    total = after[0] - before[0]
+    return 1 - (after[1] - before[1]) / total if total else 0.0
+
+
 def bench_ours(clip, model, broker: str, database_url: str | None, asr_env: dict, clients: int, per_client: int):
+    """One stack, two phases: the Tingxie API (submit + long-poll) and the OpenAI endpoint (the peer's request)."""
     # ASR_NICE 0 unless BENCH_ASR_NICE says otherwise: the peer runs at normal priority too, and on a box busy
     # with other work a nice ASR cluster would starve.
     nice = os.environ.get("BENCH_ASR_NICE", "0")
@@ -131,49 +150,65 @@ def bench_ours(clip, model, broker: str, database_url: str | None, asr_env: dict
                   asr_env={"LOG_LEVEL": "INFO", "ASR_NICE": nice, **asr_env})  # fmt: skip
     try:
         stack.warm_up(variant(clip, 950))
-        submits: list[float] = []
-        done: list[float] = []
-        health: list[float] = []
-        status: list[float] = []
-
-        def work(sess, i):
-            t0 = time.perf_counter()
-            job, ms = stack.submit(sess, variant(clip, i))
-            submits.append(ms)
-            body = stack.wait(sess, job["id"])
-            assert body["status"] == "succeeded", body
-            done.append((time.perf_counter() - t0) * 1000)
-
         # A job id that stays known: a status read while the model works.
         probe_job, _ = stack.submit(requests.Session(), variant(clip, 999_999))
         stack.wait(requests.Session(), probe_job["id"])
-        stop = threading.Event()
-        probers = [
-            threading.Thread(target=probe_loop, args=(f"{stack.url}/healthz", stop, health)),
-            threading.Thread(target=probe_loop, args=(f"{stack.url}/api/v1/transcriptions/{probe_job['id']}", stop, status, stack.headers)),
-        ]  # fmt: skip
-        web0, asr0 = session_cpu(stack.procs[0].pid), session_cpu(stack.procs[1].pid)
-        log_from = len(stack.log_of("asr"))
-        for p in probers:
-            p.start()
-        wall = run_clients(work, clients, per_client)
-        stop.set()
-        for p in probers:
-            p.join()
-        n = clients * per_client
-        parts, sizes = cpu_parts(stack, web0, asr0, log_from, n)
-        return {"rps": n / wall, "submit": submits, "latency": done, "health": health, "status": status,
-                "cpu": parts, "batches": sizes}  # fmt: skip
+        return {api: _phase(stack, api, clip, probe_job["id"], clients, per_client, offset=k * 100_000)
+                for k, api in enumerate(APIS)}  # fmt: skip
     finally:
         stack.stop()
 
 
-def report(name: str, label: str, ours: dict, peer: dict) -> None:
+def _phase(stack: Stack, api: str, clip, probe_id: str, clients: int, per_client: int, *, offset: int) -> dict:
+    submits: list[tuple[int, float]] = []  # (the client's request number, ms)
+    done: list[float] = []
+    health: list[float] = []
+    status: list[float] = []
+
+    def work(sess, i):
+        t0 = time.perf_counter()
+        if api == "openai":
+            r = sess.post(f"{stack.url}/v1/audio/transcriptions", headers=stack.headers,
+                          files={"file": ("a.wav", variant(clip, offset + i), "audio/wav")},
+                          data={"model": "whisper-1"}, timeout=120)  # fmt: skip
+            r.raise_for_status()
+        else:
+            job, ms = stack.submit(sess, variant(clip, offset + i))
+            submits.append((i % per_client, ms))
+            body = stack.wait(sess, job["id"])
+            assert body["status"] == "succeeded", body
+        done.append((time.perf_counter() - t0) * 1000)
+
+    stop = threading.Event()
+    probers = [
+        threading.Thread(target=probe_loop, args=(f"{stack.url}/healthz", stop, health)),
+        threading.Thread(target=probe_loop, args=(f"{stack.url}/api/v1/transcriptions/{probe_id}", stop, status, stack.headers)),
+    ]  # fmt: skip
+    web0, asr0, box0 = session_cpu(stack.procs[0].pid), session_cpu(stack.procs[1].pid), box_busy()
+    log_from = len(stack.log_of("asr"))
+    for p in probers:
+        p.start()
+    wall = run_clients(work, clients, per_client)
+    stop.set()
+    for p in probers:
+        p.join()
+    n = clients * per_client
+    parts, sizes = cpu_parts(stack, web0, asr0, log_from, n)
+    return {"rps": n / wall, "submit": [ms for _r, ms in submits], "submit_steady": [ms for r, ms in submits if r],
+            "latency": done, "health": health, "status": status, "cpu": parts, "batches": sizes,
+            "busy": busy_share(box0, box_busy())}  # fmt: skip
+
+
+def report(name: str, label: str, api: str, ours: dict, peer: dict) -> None:
     ratio = ours["rps"] / peer["rps"]
     sizes = ours["batches"] or [0]
-    print(f"-- {name} model, {label} --")
-    print(f"tingxie submit->done : {ours['rps']:6.1f} jobs/s  {summary(ours['latency'])}")
-    print(f"tingxie submit       : {summary(ours['submit'])}")
+    how = "submit + long-poll GET" if api == "tingxie" else "POST /v1/audio/transcriptions, as the peer"
+    print(f"-- {name} model, {label}, {api} API ({how}) --")
+    print(f"tingxie submit->done : {ours['rps']:6.1f} jobs/s  {summary(ours['latency'])}   box busy {ours['busy']:.0%}")
+    if ours["submit"]:
+        print(f"tingxie submit       : {summary(ours['submit'])}")
+        print(f"tingxie submit steady: {summary(ours['submit_steady'])}   (each client's first submit, sent at "
+              "once by all clients at the barrier, left out)")  # fmt: skip
     print(f"tingxie /healthz     : {summary(ours['health'])}")
     print(f"tingxie GET job      : {summary(ours['status'])}")
     print(f"batches: {len(ours['batches'])} model rounds, transcriptions per round median {statistics.median(sizes):.0f} "
@@ -182,11 +217,14 @@ def report(name: str, label: str, ours: dict, peer: dict) -> None:
     print(f"CPU per job (ms): web {c['web']:.1f}  broker {c['broker']:.1f}  worker {c['worker']:.1f}  "
           f"model {c['model']:.1f}  = {sum(c.values()):.1f}   (peer: {peer['cpu_ms']:.1f} per request)")  # fmt: skip
     target = TARGET[name]
-    print(f"TARGET [{name}, {label}] throughput ratio vs peer: {ratio:.2f} (>= {target:.2f} -> "
+    tag = f"[{name}, {label}, {api} API]"
+    print(f"TARGET {tag} throughput ratio vs peer: {ratio:.2f} (>= {target:.2f} -> "
           f"{'MET' if ratio >= target else 'MISSED'})")  # fmt: skip
-    p95 = pct(ours["submit"], 95)
-    print(f"TARGET [{name}, {label}] submit p95: {p95:.1f} ms (<= 50 -> {'MET' if p95 <= 50 else 'MISSED'})")
-    print(f"TARGET [{name}, {label}] health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs "
+    if ours["submit"]:
+        p95, steady = pct(ours["submit"], 95), pct(ours["submit_steady"], 95)
+        print(f"TARGET {tag} submit p95: {p95:.1f} ms, steady {steady:.1f} ms (<= 50 -> "
+              f"{'MET' if p95 <= 50 else 'MET steady' if steady <= 50 else 'MISSED'})")  # fmt: skip
+    print(f"TARGET {tag} health p95 ours vs peer: {pct(ours['health'], 95):.1f} ms vs "
           f"{pct(peer['health'], 95):.1f} ms; GET job p95 {pct(ours['status'], 95):.1f} ms")  # fmt: skip
 
 
@@ -205,7 +243,9 @@ def main() -> None:
         print(f"\n== {name} model: {args.clients} concurrent clients x {per_client} requests, {CLIP_S} s clip, "
               "same cores ==", flush=True)  # fmt: skip
         peer = bench_peer(clip, model, args.clients, per_client)
-        print(f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}")
+        print(
+            f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}   box busy {peer['busy']:.0%}"
+        )
         print(f"peer /health         : {summary(peer['health'])}", flush=True)
         for label, broker, postgres, asr_env in CONFIGS[name]:
             if args.configs and label not in args.configs.split(";"):
@@ -217,7 +257,8 @@ def main() -> None:
             finally:
                 if database:
                     database.drop()
-            report(name, label, ours, peer)
+            for api, result in ours.items():
+                report(name, label, api, result, peer)
 
 
 if __name__ == "__main__":

@@ -2,7 +2,8 @@
 the account (Saleor's lock_objects idea).
 
 On SQLite `select_for_update` is a no-op; there the IMMEDIATE transaction mode (settings)
-serialises writers instead.
+serialises writers instead. On PostgreSQL a money write (billing.balance_sql) takes the account lock with its own
+UPDATE; `account_lock` is for callers that must read the balance under the lock first.
 """
 
 from __future__ import annotations

@@ -4,13 +4,16 @@
 
 import os
 
-from django.core.asgi import get_asgi_application
+import django
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
 # This process serves requests (a thread each): its settings pool database connections (DB_POOL).
 os.environ.setdefault("TINGXIE_PROCESS", "web")
-django_application = get_asgi_application()
+django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 
-from portal.realtime_proxy import RealtimeProxy  # noqa: E402  (after Django's setup)
+from portal.asgi_threads import PooledThreadsASGIHandler  # noqa: E402  (after Django's setup)
+from portal.realtime_proxy import RealtimeProxy  # noqa: E402
+
+django_application = PooledThreadsASGIHandler()
 
 application = RealtimeProxy(django_application)

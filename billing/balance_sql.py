@@ -1,0 +1,82 @@
+"""The money write as one PostgreSQL statement: the balance UPDATE and its ledger INSERT in a data-modifying CTE.
+
+The ORM path (billing.services) takes three round trips under the tenant's balance-row lock: SELECT ... FOR
+UPDATE, INSERT the entry, UPDATE the account. Here the UPDATE takes that row lock itself (the lock order of
+billing.lock_objects still holds: the caller's transcription row first, then this), checks the balance in its
+WHERE clause, and hands the new balance to the INSERT, which fills `available_after`/`held_after` from it.
+Every other column gets what the ORM would give it: the instance's value or default, `pre_save` (created_at),
+and the field's own conversion to a database value. No model save() runs (LedgerEntry's only refuses updates) and
+no signal is sent for ledger entries (none is connected).
+"""
+
+from __future__ import annotations
+
+import functools
+
+from django.db import connection
+from django.utils import timezone
+
+from billing.models import BalanceAccount, LedgerEntry
+
+RUNNING = ("available_after", "held_after")  # filled from the updated balance, per entry
+
+
+@functools.cache
+def _columns() -> tuple:
+    return tuple(f for f in LedgerEntry._meta.concrete_fields if not f.primary_key and f.name not in RUNNING)
+
+
+@functools.cache
+def _statement(n: int, guarded: bool) -> str:
+    """The SQL for `n` entries: params are the two summed deltas, the time, the tenant id, `need` if guarded,
+    then per entry its two running-balance offsets and its columns."""
+    quote = connection.ops.quote_name
+    account, ledger = BalanceAccount._meta, LedgerEntry._meta
+    available, held, updated, tenant = (
+        quote(account.get_field(name).column) for name in ("available", "held", "updated_at", "tenant")
+    )
+    fields = _columns()
+    casts = ", ".join(f"%s::{f.cast_db_type(connection)}" for f in fields)
+    rows = ", ".join(f"({i}, %s::bigint, %s::bigint, {casts})" for i in range(n))
+    names = ", ".join(f"c{i}" for i in range(len(fields)))
+    picked = ", ".join(f"e.c{i}" for i in range(len(fields)))
+    running = ", ".join(quote(ledger.get_field(name).column) for name in RUNNING)
+    # Only identifiers from the models' _meta (quoted) go into the text; every value is a parameter.
+    sql = (
+        f"WITH acc AS (UPDATE {quote(account.db_table)} "  # noqa: S608
+        f"SET {available} = {available} + %s, {held} = {held} + %s, {updated} = %s "
+        f"WHERE {tenant} = %s{f' AND {available} >= %s' if guarded else ''} "
+        f"RETURNING {available}, {held}) "
+        f"INSERT INTO {quote(ledger.db_table)} ({', '.join(quote(f.column) for f in fields)}, {running}) "
+        f"SELECT {picked}, acc.{available} + e.la, acc.{held} + e.lh "
+        f"FROM acc CROSS JOIN (VALUES {rows}) AS e(o, la, lh, {names}) ORDER BY e.o "
+        f"RETURNING {quote(ledger.pk.column)}, {running}"
+    )
+    return sql
+
+
+def balance_move_returning(*, tenant_id: int, entries: list[LedgerEntry], need: int | None) -> list[LedgerEntry] | None:
+    """Move the tenant's balance by the entries' summed deltas and insert them (in order), in one statement.
+
+    With `need`, only if at least `need` tokens are available. Returns the entries, saved (id and running
+    balances set), or None when nothing was written: the balance was short or the account row is missing.
+    """
+    fields = _columns()
+    total_a = sum(entry.available_delta for entry in entries)
+    total_h = sum(entry.held_delta for entry in entries)
+    params = [total_a, total_h, timezone.now(), tenant_id] + ([need] if need is not None else [])
+    done_a = done_h = 0
+    for entry in entries:
+        # An entry's running balance: the final balance less the deltas of the entries written after it.
+        done_a, done_h = done_a + entry.available_delta, done_h + entry.held_delta
+        params += [done_a - total_a, done_h - total_h]
+        params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
+    with connection.cursor() as cursor:
+        cursor.execute(_statement(len(entries), need is not None), params)
+        written = sorted(cursor.fetchall())  # ids are drawn in the ORDER BY's order
+    if not written:
+        return None
+    for entry, (pk, available_after, held_after) in zip(entries, written, strict=True):
+        entry.pk, entry.available_after, entry.held_after = pk, available_after, held_after
+        entry._state.adding, entry._state.db = False, connection.alias
+    return entries

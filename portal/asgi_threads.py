@@ -1,0 +1,77 @@
+"""Django's ASGI handler with each request's sync thread taken from a pool instead of started and joined anew.
+
+Django runs every request inside its own asgiref ThreadSensitiveContext, so that the request's sync parts (signals,
+sync middleware, the view, response.close) share one thread of their own. asgiref makes that thread for the
+request and joins it at the end: a thread start and join per request, a few hundred microseconds of CPU on the
+web tier's hottest path (issue 13). Here each request still gets a thread of its own for its whole life, but
+the single-thread executors are kept and lent again; one that is still busy when its request ends (a cancelled
+request whose sync code runs on) is not lent again but shut down once it finishes.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+from asgiref.sync import ThreadSensitiveContext
+from django.core.handlers.asgi import ASGIHandler
+
+IDLE_MAX = 64  # idle threads kept; more are ended when their request ends
+
+
+class _OneThread(ThreadPoolExecutor):
+    """A single-thread executor that knows whether it has work in flight."""
+
+    def __init__(self):
+        super().__init__(max_workers=1, thread_name_prefix="request")
+        self.in_flight = 0
+        self._count_lock = threading.Lock()
+
+    def submit(self, fn, /, *args, **kwargs):
+        with self._count_lock:
+            self.in_flight += 1
+        future = super().submit(fn, *args, **kwargs)
+        future.add_done_callback(self._done)
+        return future
+
+    def _done(self, _future) -> None:
+        with self._count_lock:
+            self.in_flight -= 1
+
+
+class ThreadPool:
+    def __init__(self, idle_max: int = IDLE_MAX):
+        self.idle_max = idle_max
+        self._idle: list[_OneThread] = []
+        self._lock = threading.Lock()
+
+    def take(self) -> _OneThread:
+        with self._lock:
+            if self._idle:
+                return self._idle.pop()
+        return _OneThread()
+
+    def give(self, executor: _OneThread) -> None:
+        with self._lock:
+            if executor.in_flight == 0 and len(self._idle) < self.idle_max:
+                self._idle.append(executor)
+                return
+        executor.shutdown(wait=False)
+
+
+class PooledThreadsASGIHandler(ASGIHandler):
+    """ASGIHandler whose per-request thread comes from a ThreadPool (same isolation: one thread per request)."""
+
+    def __init__(self):
+        super().__init__()
+        self.threads = ThreadPool()
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await super().__call__(scope, receive, send)  # Django's own error for other scopes
+        executor = self.threads.take()
+        try:
+            async with ThreadSensitiveContext(executor=executor):
+                await self.handle(scope, receive, send)
+        finally:
+            self.threads.give(executor)
