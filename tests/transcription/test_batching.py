@@ -188,3 +188,30 @@ def test_a_model_call_that_fails_for_one_window_fails_only_that_transcription(
     assert calls[0] > 1  # one shared call first, then each transcription alone
     assert [debits(t.pk) for t in states] == [1, 0, 1]
     assert_ledger_consistent(tenant)
+
+
+@pytest.mark.django_db
+def test_a_worker_waits_for_batch_mates_only_under_concurrent_load(media, tmp_path, tenant, grant, monkeypatch):
+    """A lone job does not pay max_wait_ms; once a batch had company, the next ones wait for late arrivals."""
+    from transcription.services import batching
+
+    grant(tenant, 100_000)
+    monkeypatch.setattr("transcription.services.submit.transcription_enqueue", lambda **kw: None)
+    limits(monkeypatch, max_jobs=8, max_wait_ms=250.0)
+    monkeypatch.setattr(batching, "_company_at", float("-inf"))
+    waits: list[float] = []
+    real_sleep = batching.time.sleep
+    monkeypatch.setattr(batching.time, "sleep", lambda s: waits.append(s) or real_sleep(min(s, 0.01)))
+
+    lone = submit(tenant, tmp_path, 0, grant)
+    assert services.transcription_run(transcription_id=lone.pk) == "succeeded"
+    assert 0.25 not in waits, "a lone job waited for batch-mates"
+
+    pair = [submit(tenant, tmp_path, i, grant) for i in (1, 2)]
+    assert services.transcription_run(transcription_id=pair[0].pk) == "succeeded"
+    assert Transcription.objects.get(pk=pair[1].pk).status == "succeeded"  # batched with the first
+    assert waits.count(0.25) == 1, waits  # it found company ready: it waited once for more
+
+    later = submit(tenant, tmp_path, 3, grant)
+    assert services.transcription_run(transcription_id=later.pk) == "succeeded"
+    assert waits.count(0.25) == 2, waits  # alone, but right after a batch with company: it waited too

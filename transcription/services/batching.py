@@ -40,6 +40,20 @@ ADMIT_FOR_S = 30.0
 # At most this many model calls' worth of audio (BatchLimits.budget_s) is taken per round, so a round stays
 # short next to the lease; the leases of every transcription in the batch are renewed together between rounds.
 ROUND_BUDGETS = 4
+# The wait for late batch-mates (BatchLimits.max_wait_ms) pays off only under concurrent load; a lone job would
+# pay all of it (20 ms on CPU, issue 13). A worker waits only if, within the last COMPANY_S seconds, one of its
+# batches had more than one transcription or found another ready one.
+COMPANY_S = 2.0
+_company_at = float("-inf")
+
+
+def _note_company() -> None:
+    global _company_at
+    _company_at = time.monotonic()
+
+
+def _had_company() -> bool:
+    return time.monotonic() - _company_at < COMPANY_S
 
 
 class _DatabaseGone(Exception):
@@ -152,11 +166,14 @@ class _Batch:
         return self.limits.max_jobs - len(self.jobs)
 
     def admit(self, *, wait: bool) -> None:
-        """Take in ready transcriptions while there is room; `wait`: once, give late ones max_wait_ms."""
+        """Take in ready transcriptions while there is room; `wait`: once, give late ones max_wait_ms (only
+        under concurrent load: see COMPANY_S)."""
         for claim, row in transcription_claim_ready(limit=self._room()):
             self.add(claim, row)
             self.renew_if_due()
-        if wait and self.limits.max_wait_ms > 0 and self._room() > 0:
+        if len(self.jobs) > 1:
+            _note_company()
+        if wait and self.limits.max_wait_ms > 0 and self._room() > 0 and _had_company():
             time.sleep(self.limits.max_wait_ms / 1000)
             for claim, row in transcription_claim_ready(limit=self._room()):
                 self.add(claim, row)
