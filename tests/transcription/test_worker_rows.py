@@ -20,7 +20,7 @@ from tests.conftest import assert_ledger_consistent
 from transcription import services
 from transcription.models import Transcription
 from transcription.services.lifecycle import _runnable, claim_with_row
-from transcription.services.rows import transcription_lock_state, transcription_runnable
+from transcription.services.rows import transcription_lock_state, transcription_runnable, transcriptions_queued
 
 Status = Transcription.Status
 
@@ -140,3 +140,12 @@ def test_finalize_of_a_canceled_transcription_with_its_row_is_refused(job, tenan
     assert (t.status, t.text, t.billed_tokens) == ("canceled", "", None)
     assert not LedgerEntry.objects.filter(transcription_id=job.pk, kind="debit").exists()
     assert_ledger_consistent(tenant)
+
+
+@pytest.mark.django_db
+def test_queued_is_whether_any_transcription_is_queued(job):
+    assert transcriptions_queued()
+    Transcription.objects.filter(pk=job.pk).update(status=Status.RUNNING)
+    assert not transcriptions_queued()
+    Transcription.objects.filter(pk=job.pk).update(status=Status.QUEUED)
+    assert transcriptions_queued()

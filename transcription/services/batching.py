@@ -31,6 +31,7 @@ from transcription.engines.base import EngineResult
 from transcription.models import Transcription
 from transcription.services import lifecycle
 from transcription.services.common import Status, segment_dicts
+from transcription.services.rows import transcriptions_queued
 
 logger = logging.getLogger("transcription.batches")
 
@@ -63,7 +64,7 @@ class _DatabaseGone(Exception):
 def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Transcription]]:
     """Claim up to `limit` queued transcriptions (oldest first) in one transaction: rows locked by another
     worker are skipped, each gets its next attempt and a lease, as transcription_claim() gives one."""
-    if limit <= 0 or not Transcription.objects.filter(status=Status.QUEUED).exists():
+    if limit <= 0 or not transcriptions_queued():
         return []  # the usual answer when idle: one query, no transaction
     with transaction.atomic():
         rows = list(
