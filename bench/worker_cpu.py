@@ -202,7 +202,7 @@ def main() -> None:
             outcomes = results.outcomes
             if profiler is not None:
                 profiler.disable()
-            assert sorted(results.ids) == sorted(ids) and set(outcomes) == {"succeeded", "skipped"}, outcomes
+            assert sorted(results.ids) == sorted(ids) and set(outcomes) <= {"succeeded", "skipped"}, outcomes
             assert Transcription.objects.filter(pk__in=ids, status="succeeded").count() == len(ids)
             if not round_no:
                 continue

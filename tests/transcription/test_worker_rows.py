@@ -149,3 +149,81 @@ def test_queued_is_whether_any_transcription_is_queued(job):
     assert not transcriptions_queued()
     Transcription.objects.filter(pk=job.pk).update(status=Status.QUEUED)
     assert transcriptions_queued()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_ready_takes_the_oldest_eligible_rows_and_claims_them(tenant, grant, settings, tmp_path, monkeypatch):
+    from transcription.services.batching import transcription_claim_ready
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr("transcription.services.submit.transcription_enqueue", lambda **kw: None)
+    grant(tenant, 10_000)
+    jobs = [
+        services.transcription_create(
+            tenant=tenant, uploaded_file=SimpleUploadedFile(f"{i}.wav", tone_wav(1.0, freq=300.0 + 40 * i)), options={}
+        )
+        for i in range(5)
+    ]
+    base = timezone.now() - timedelta(minutes=10)
+    for i, job in enumerate(jobs):  # enqueued oldest last: the claim must order by enqueued_at, not by creation
+        Transcription.objects.filter(pk=job.pk).update(enqueued_at=base - timedelta(seconds=i))
+    started_before = base - timedelta(minutes=5)
+    Transcription.objects.filter(pk=jobs[4].pk).update(attempt=settings.JOB_MAX_ATTEMPTS)  # oldest, at the cap
+    Transcription.objects.filter(pk=jobs[3].pk).update(attempt=1, started_at=started_before)  # a retry
+    Transcription.objects.filter(pk=jobs[2].pk).update(status=Status.RUNNING)
+
+    claimed = transcription_claim_ready(limit=2)
+
+    assert [t.pk for _, t in claimed] == [jobs[3].pk, jobs[1].pk]
+    for claim, row in claimed:
+        stored = Transcription.objects.get(pk=row.pk)
+        assert (claim.attempt, row.attempt, stored.attempt) == (stored.attempt,) * 3
+        assert (stored.status, stored.progress, stored.segments) == ("running", 0.0, [])
+        assert stored.lease_expires_at == row.lease_expires_at > timezone.now()
+        assert stored.started_at == row.started_at and stored.options == row.options and stored.tenant_id == tenant.pk
+    assert Transcription.objects.get(pk=jobs[3].pk).started_at == started_before  # an earlier attempt's start
+    assert Transcription.objects.get(pk=jobs[3].pk).attempt == 2
+    assert Transcription.objects.get(pk=jobs[4].pk).status == "queued"  # past the cap: the sweeper fails it
+    assert [t.pk for _, t in transcription_claim_ready(limit=5)] == [jobs[0].pk]
+    assert transcription_claim_ready(limit=5) == []
+
+
+@pytest.mark.django_db(transaction=True)
+def test_claim_ready_skips_rows_another_worker_has_locked(
+    require_postgres, tenant, grant, settings, tmp_path, monkeypatch
+):
+    import threading
+
+    from django.db import close_old_connections
+
+    from transcription.services.batching import transcription_claim_ready
+
+    settings.MEDIA_ROOT = tmp_path / "media"
+    monkeypatch.setattr("transcription.services.submit.transcription_enqueue", lambda **kw: None)
+    grant(tenant, 10_000)
+    first, second = (
+        services.transcription_create(
+            tenant=tenant, uploaded_file=SimpleUploadedFile(f"{i}.wav", tone_wav(1.0, freq=300.0 + 40 * i)), options={}
+        )
+        for i in range(2)
+    )
+    locked, release = threading.Event(), threading.Event()
+
+    def hold_the_first():
+        try:
+            with transaction.atomic():
+                Transcription.objects.select_for_update().get(pk=first.pk)
+                locked.set()
+                release.wait(10)
+        finally:
+            close_old_connections()
+
+    holder = threading.Thread(target=hold_the_first)
+    holder.start()
+    try:
+        assert locked.wait(10)
+        assert [t.pk for _, t in transcription_claim_ready(limit=5)] == [second.pk]
+    finally:
+        release.set()
+        holder.join()
+    assert [t.pk for _, t in transcription_claim_ready(limit=5)] == [first.pk]

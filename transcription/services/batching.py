@@ -21,8 +21,7 @@ from dataclasses import dataclass
 
 from django.conf import settings
 from django.db import InterfaceError, OperationalError, connection, transaction
-from django.db.models import F, Q
-from django.db.models.functions import Coalesce
+from django.db.models import Q
 from django.utils import timezone
 
 from transcription import instruments
@@ -31,7 +30,7 @@ from transcription.engines.base import EngineResult
 from transcription.models import Transcription
 from transcription.services import lifecycle
 from transcription.services.common import Status, segment_dicts
-from transcription.services.rows import transcriptions_queued
+from transcription.services.rows import transcriptions_claim_write, transcriptions_queued, transcriptions_ready_locked
 
 logger = logging.getLogger("transcription.batches")
 
@@ -67,23 +66,12 @@ def transcription_claim_ready(*, limit: int) -> list[tuple[lifecycle.Claim, Tran
     if limit <= 0 or not transcriptions_queued():
         return []  # the usual answer when idle: one query, no transaction
     with transaction.atomic():
-        rows = list(
-            Transcription.objects.select_for_update(skip_locked=True)
-            .filter(status=Status.QUEUED, attempt__lt=settings.JOB_MAX_ATTEMPTS)
-            .order_by("enqueued_at")[:limit]
-        )
+        rows = transcriptions_ready_locked(limit=limit, max_attempts=settings.JOB_MAX_ATTEMPTS)
         if not rows:
             return []
         now = timezone.now()
         lease = lifecycle._lease_until()
-        Transcription.objects.filter(pk__in=[t.pk for t in rows]).update(
-            attempt=F("attempt") + 1,
-            status=Status.RUNNING,
-            lease_expires_at=lease,
-            progress=0.0,
-            segments=[],
-            started_at=Coalesce("started_at", now),
-        )
+        transcriptions_claim_write([t.pk for t in rows], lease=lease, now=now)
     claimed = []
     for t in rows:
         t.attempt, t.status, t.lease_expires_at, t.progress = t.attempt + 1, Status.RUNNING, lease, 0.0

@@ -49,6 +49,49 @@ def transcriptions_queued() -> bool:
         return cursor.fetchone() is not None
 
 
+@cache
+def _ready_sql(vendor: str, lock: str) -> str:
+    columns = ", ".join(_column(field.name) for field in Transcription._meta.concrete_fields)
+    where = f"{_column('status')} = %s AND {_column('attempt')} < %s"
+    return f"SELECT {columns} FROM {_table()} WHERE {where} ORDER BY {_column('enqueued_at')} LIMIT %s{lock}"  # noqa: S608
+
+
+def transcriptions_ready_locked(*, limit: int, max_attempts: int) -> list[Transcription]:
+    """Up to `limit` queued transcriptions under `max_attempts`, oldest first, each locked for this transaction;
+    rows another worker has locked are skipped (as select_for_update(skip_locked=True) reads them)."""
+    features = connection.features
+    lock = " FOR UPDATE SKIP LOCKED" if features.has_select_for_update_skip_locked else ""
+    return list(
+        Transcription.objects.raw(_ready_sql(connection.vendor, lock), [Status.QUEUED.value, max_attempts, limit])
+    )
+
+
+@cache
+def _claim_sql(vendor: str, count: int) -> str:
+    attempt, started = _column("attempt"), _column("started_at")
+    assignments = (
+        f"{attempt} = {attempt} + 1, {_column('status')} = %s, {_column('lease_expires_at')} = %s,"
+        f" {_column('progress')} = %s, {_column('segments')} = %s, {started} = COALESCE({started}, %s)"
+    )
+    ids = ", ".join(["%s"] * count)
+    return f"UPDATE {_table()} SET {assignments} WHERE {_column('id')} IN ({ids})"  # noqa: S608
+
+
+def transcriptions_claim_write(transcription_ids: list, *, lease, now) -> None:
+    """The claim of rows this transaction has locked: next attempt, running, the lease, no progress or segments
+    yet, started now unless an earlier attempt started it."""
+    field = Transcription._meta.get_field
+    values = [
+        Status.RUNNING.value,
+        field("lease_expires_at").get_db_prep_save(lease, connection),
+        0.0,
+        field("segments").get_db_prep_save([], connection),
+        field("started_at").get_db_prep_save(now, connection),
+    ]
+    with connection.cursor() as cursor:
+        cursor.execute(_claim_sql(connection.vendor, len(transcription_ids)), [*values, *map(_pk, transcription_ids)])
+
+
 def transcription_runnable(*, transcription_id) -> bool:
     """Whether a task could claim the transcription now (queued, or running with its lease expired), without
     a lock: lifecycle._runnable() asked of the database. The queued task of a transcription that a batch
