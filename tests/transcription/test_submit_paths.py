@@ -68,3 +68,53 @@ def test_engine_warnings_and_the_model_that_ran_reach_the_transcription(api_clie
     done = api_client.get(f"/api/v1/transcriptions/{body['id']}").json()
     assert any("hotwords" in w for w in done["warnings"]), done
     assert Transcription.objects.get(pk=body["id"]).model != "configured-before-the-worker-ran"
+
+
+@pytest.mark.postgres
+@pytest.mark.django_db(transaction=True)
+def test_identical_openai_requests_at_the_same_time_make_one_job_and_one_hold(
+    tenant, grant, monkeypatch, settings, tmp_path
+):
+    """Racing identical requests (OpenAI endpoint, no Idempotency-Key) are serialized by their own lock: one job,
+    one hold, the rest attached; a different request of the same tenant is not held up by them."""
+    import threading
+
+    from django.db import connections
+
+    from billing.models import LedgerEntry
+    from tests.conftest import assert_ledger_consistent
+
+    assert connection.vendor == "postgresql"
+    settings.MEDIA_ROOT = tmp_path / "media"
+    grant(tenant, 100_000)
+    monkeypatch.setattr("transcription.services.submit.transcription_enqueue", lambda **kw: None)
+    audio = tone_wav(1.0)
+    barrier = threading.Barrier(6)
+    results, errors = [], []
+
+    def request(name: str, data: bytes) -> None:
+        try:
+            barrier.wait(10)
+            job = services.transcription_create(
+                tenant=tenant, uploaded_file=SimpleUploadedFile(name, data, content_type="audio/wav"), options={},
+                source=Transcription.Source.OPENAI, attach_identical=True,
+            )  # fmt: skip
+            results.append((name, job.pk, getattr(job, "attached", False)))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connections.close_all()
+
+    threads = [threading.Thread(target=request, args=("same.wav", audio)) for _ in range(5)]
+    threads.append(threading.Thread(target=request, args=("other.wav", tone_wav(1.0, freq=330.0))))
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert not errors, errors
+    same = [r for r in results if r[0] == "same.wav"]
+    assert len({pk for _n, pk, _a in same}) == 1, same
+    assert sorted(a for *_x, a in same) == [False, True, True, True, True]
+    assert Transcription.objects.filter(tenant=tenant).count() == 2
+    assert LedgerEntry.objects.filter(tenant=tenant, kind="hold").count() == 2
+    assert_ledger_consistent(tenant)

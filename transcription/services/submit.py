@@ -8,7 +8,7 @@ from datetime import datetime
 
 from django.conf import settings
 from django.core.files.base import File
-from django.db import IntegrityError, transaction
+from django.db import IntegrityError, connection, transaction
 from django.utils import timezone
 
 from billing import tokens as token_rule
@@ -196,12 +196,12 @@ class _Identical(Exception):  # noqa: N818 - a control-flow signal, not an error
 def _insert_with_hold(transcription: Transcription, cached: Transcription | None, *, attach: bool = False) -> None:
     """One short transaction: the row, its hold, and the cached result or the task hop after commit.
 
-    With `attach`, the tenant's balance row is locked first (hold_place locks it anyway), so of two identical
-    requests racing, the second sees the first's job and attaches to it (raises _Identical) instead.
+    With `attach`, identical requests are serialized first (_identical_lock), so of two racing, the second sees
+    the first's job and attaches to it (raises _Identical) instead.
     """
     with transaction.atomic():
         if attach:
-            account_lock(tenant_id=transcription.tenant_id)
+            _identical_lock(transcription)
             found = transcription_identical(
                 tenant=transcription.tenant_id, sha256=transcription.sha256, request_hash=transcription.request_hash
             )
@@ -218,6 +218,22 @@ def _insert_with_hold(transcription: Transcription, cached: Transcription | None
                 transaction.on_commit(lambda: webhook_enqueue(transcription_id=transcription.pk))
         else:
             transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription.pk))
+
+
+def _identical_lock(transcription: Transcription) -> None:
+    """Until this transaction ends: only one request with this tenant's request hash goes on at a time.
+
+    PostgreSQL: a transaction-scoped advisory lock on (tenant, request hash), so that different requests of one
+    tenant do not queue behind each other for the whole transaction, as they did on the balance row (issue 13:
+    20 concurrent clients of one tenant). Elsewhere the balance row lock (SQLite serializes writers anyway).
+    """
+    if connection.vendor != "postgresql":
+        account_lock(tenant_id=transcription.tenant_id)
+        return
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [transcription.request_hash, transcription.tenant_id]
+        )
 
 
 def _complete_from_cache(transcription: Transcription, cached: Transcription) -> None:
