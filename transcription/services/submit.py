@@ -232,7 +232,8 @@ def _identical_lock(transcription: Transcription) -> None:
         return
     with connection.cursor() as cursor:
         cursor.execute(
-            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))", [transcription.request_hash, transcription.tenant_id]
+            "SELECT pg_advisory_xact_lock(hashtextextended(%s, %s))",
+            [transcription.request_hash, transcription.tenant_id],
         )
 
 
