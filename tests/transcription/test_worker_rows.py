@@ -227,3 +227,28 @@ def test_claim_ready_skips_rows_another_worker_has_locked(
         release.set()
         holder.join()
     assert [t.pk for _, t in transcription_claim_ready(limit=5)] == [first.pk]
+
+
+@pytest.mark.django_db
+def test_claim_takes_over_an_expired_lease_and_fails_a_transcription_past_the_attempt_cap(job, tenant, settings):
+    first, _ = claim_with_row(transcription_id=job.pk)
+    started = Transcription.objects.get(pk=job.pk).started_at
+    assert claim_with_row(transcription_id=job.pk) is None  # its lease is current
+    Transcription.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+
+    second, row = claim_with_row(transcription_id=job.pk)
+
+    stored = Transcription.objects.get(pk=job.pk)
+    assert second.attempt == first.attempt + 1 == stored.attempt == row.attempt
+    assert (stored.status, stored.started_at, stored.segments) == ("running", started, [])
+    assert stored.lease_expires_at == row.lease_expires_at > timezone.now()
+    assert {f.attname: getattr(row, f.attname) for f in Transcription._meta.concrete_fields} == {
+        f.attname: getattr(stored, f.attname) for f in Transcription._meta.concrete_fields
+    }
+
+    settings.JOB_MAX_ATTEMPTS = second.attempt
+    Transcription.objects.filter(pk=job.pk).update(lease_expires_at=timezone.now() - timedelta(seconds=1))
+    assert claim_with_row(transcription_id=job.pk) is None
+    stored = Transcription.objects.get(pk=job.pk)
+    assert (stored.status, stored.error_code, stored.attempt) == ("failed", "worker_lost", second.attempt)
+    assert_ledger_consistent(tenant)

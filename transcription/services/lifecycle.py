@@ -28,7 +28,13 @@ from transcription.services.common import (
     transcription_lock,
     webhook_enqueue,
 )
-from transcription.services.rows import transcription_lock_state, transcription_runnable, transcription_write
+from transcription.services.rows import (
+    transcription_lock_state,
+    transcription_locked_row,
+    transcription_runnable,
+    transcription_write,
+    transcriptions_claim_write,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -63,23 +69,20 @@ def claim_with_row(*, transcription_id) -> tuple[Claim, Transcription] | None:
     if not transcription_runnable(transcription_id=transcription_id):
         return None
     with transaction.atomic():
-        try:
-            t = transcription_lock(transcription_id=transcription_id)
-        except Transcription.DoesNotExist:
-            return None
+        t = transcription_locked_row(transcription_id=transcription_id)
         now = timezone.now()
-        if not _runnable(t.status, t.lease_expires_at, now):
+        if t is None or not _runnable(t.status, t.lease_expires_at, now):
             return None
         if t.attempt >= settings.JOB_MAX_ATTEMPTS:
             _fail_locked(t, "worker_lost", _attempts_message(t))
             return None
+        t.lease_expires_at = _lease_until()
+        transcriptions_claim_write([t.pk], lease=t.lease_expires_at, now=now)  # the same write as a batch's claim
         t.attempt += 1
         t.status = Status.RUNNING
-        t.lease_expires_at = _lease_until()
         t.progress = 0.0
         t.segments = []  # what this attempt recognized so far (a streamed answer reads it)
         t.started_at = t.started_at or now
-        t.save(update_fields=["attempt", "status", "lease_expires_at", "progress", "segments", "started_at"])
         instruments.job_claimed(t)
         claim = Claim(transcription_id=t.pk, attempt=t.attempt)
         beat_start(claim)

@@ -49,9 +49,25 @@ def transcriptions_queued() -> bool:
         return cursor.fetchone() is not None
 
 
+def _all_columns() -> str:
+    return ", ".join(_column(field.name) for field in Transcription._meta.concrete_fields)
+
+
+@cache
+def _row_sql(vendor: str, lock: str) -> str:
+    return f"SELECT {_all_columns()} FROM {_table()} WHERE {_column('id')} = %s{lock}"  # noqa: S608
+
+
+def transcription_locked_row(*, transcription_id) -> Transcription | None:
+    """The whole row, locked for this transaction as common.transcription_lock() locks it; None if missing."""
+    lock = " FOR UPDATE" if connection.features.has_select_for_update else ""
+    found = list(Transcription.objects.raw(_row_sql(connection.vendor, lock), [_pk(transcription_id)]))
+    return found[0] if found else None
+
+
 @cache
 def _ready_sql(vendor: str, lock: str) -> str:
-    columns = ", ".join(_column(field.name) for field in Transcription._meta.concrete_fields)
+    columns = _all_columns()
     where = f"{_column('status')} = %s AND {_column('attempt')} < %s"
     return f"SELECT {columns} FROM {_table()} WHERE {where} ORDER BY {_column('enqueued_at')} LIMIT %s{lock}"  # noqa: S608
 
