@@ -69,8 +69,29 @@ async def transcription_await_final(
         if row.deleted_at is not None:
             raise NotFound("No such transcription.")
         return row
-    await job.arefresh_from_db()
+    # Whole, also when the caller had only its status (transcription_status_of: the rest was deferred).
+    await job.arefresh_from_db(fields=[f.attname for f in Transcription._meta.concrete_fields])
     return job
+
+
+def transcription_status_of(*, tenant, transcription_id) -> Transcription:
+    """The tenant's job with only its id, tenant and status loaded (the rest deferred: read on first use), or
+    NotFound as transcription_get. One hand-written SELECT: a long-poll's first look, usually at an unfinished job,
+    without compiling an ORM query (issue 13)."""
+    from django.db import connection
+
+    try:
+        pk = uuid.UUID(str(transcription_id))
+    except ValueError:
+        raise NotFound("No such transcription.") from None
+    table = connection.ops.quote_name(Transcription._meta.db_table)
+    sql = f"SELECT {_col('status')} FROM {table} WHERE {_col('id')} = %s AND {_col('tenant')} = %s AND {_col('deleted_at')} IS NULL"  # noqa: S608 - quoted names only
+    with connection.cursor() as cursor:
+        cursor.execute(sql, [Transcription._meta.pk.get_db_prep_value(pk, connection), _tenant_id(tenant)])
+        row = cursor.fetchone()
+    if row is None:
+        raise NotFound("No such transcription.")
+    return Transcription.from_db(connection.alias, ["id", "tenant_id", "status"], [pk, _tenant_id(tenant), row[0]])
 
 
 def _first_pk(where: str, order: str, params: list):

@@ -49,6 +49,20 @@ def test_wait_on_a_queued_job_answers_it_as_it_is_after_the_wait(api_client, ten
 
 
 @pytest.mark.django_db
+def test_a_long_poll_reads_the_job_in_few_queries(api_client, tenant, grant, media, django_assert_max_num_queries):
+    """Its first look reads only the status; the answer after the wait reads the row once, whole (not a query
+    per deferred field)."""
+    transcription_id = submit(api_client, grant, tenant)
+    with django_assert_max_num_queries(6):  # key, status, the watcher's looks, the row after the wait
+        response = api_client.get(f"/api/v1/transcriptions/{transcription_id}", {"wait": "0.2"})
+    assert response.status_code == 200 and response.json()["status"] == "queued"
+    Transcription.objects.filter(pk=transcription_id).update(status="canceled")
+    with django_assert_max_num_queries(3):  # key, status, the whole row
+        response = api_client.get(f"/api/v1/transcriptions/{transcription_id}", {"wait": "5"})
+    assert response.json()["status"] == "canceled"
+
+
+@pytest.mark.django_db
 def test_wait_errors_are_unchanged(api_client, other_client, tenant, grant, media):
     transcription_id = submit(api_client, grant, tenant)
     for bad in ("abc", "-1", "61", "nan"):

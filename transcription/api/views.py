@@ -115,9 +115,18 @@ class TranscriptionDetailApi(LongPollApiMixin, TenantApi):
                 seconds = -1.0
             if not 0 <= seconds <= MAX_WAIT_SECONDS:
                 raise InvalidRequest(f"wait must be a number of seconds between 0 and {MAX_WAIT_SECONDS}.")
-        job = selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
-        if wait is None or job.is_final or seconds == 0:
-            return Response(transcription_representation(job))
+        if wait is None or seconds == 0:
+            return Response(
+                transcription_representation(
+                    selectors.transcription_get(tenant=self.tenant, transcription_id=transcription_id)
+                )
+            )
+        # A long-poll usually finds its job still queued or running: its status first, the whole row when final.
+        job = selectors.transcription_status_of(tenant=self.tenant, transcription_id=transcription_id)
+        if job.is_final:
+            return Response(
+                transcription_representation(selectors.transcription_get(tenant=self.tenant, transcription_id=job.pk))
+            )
         # Awaited in the event loop (LongPollApiMixin): a waiting client holds no thread.
         return AwaitResponse(
             selectors.transcription_await_final(tenant=self.tenant, job=job, timeout_s=seconds),
