@@ -166,8 +166,10 @@ def test_database_outage_in_a_long_poll_is_503(api_client, monkeypatch):
     async def await_final(**kwargs):
         raise OperationalError("terminating connection due to administrator command")
 
-    # The handler reads the job first (a queued one: it waits), then the wait fails.
-    monkeypatch.setattr("transcription.selectors.transcription_get", lambda **kwargs: SimpleNamespace(is_final=False))
+    # The handler reads the job's status first (a queued one: it waits), then the wait fails.
+    monkeypatch.setattr(
+        "transcription.selectors.transcription_status_of", lambda **kwargs: SimpleNamespace(is_final=False)
+    )
     monkeypatch.setattr("transcription.selectors.transcription_await_final", await_final)
 
     response = api_client.get("/api/v1/transcriptions/anything?wait=1")
@@ -180,8 +182,10 @@ def test_unhandled_exception_in_a_long_poll_is_json_500(api_client, monkeypatch)
     async def await_final(**kwargs):
         raise RuntimeError("bug")
 
-    # The handler reads the job first (a queued one: it waits), then the wait fails.
-    monkeypatch.setattr("transcription.selectors.transcription_get", lambda **kwargs: SimpleNamespace(is_final=False))
+    # The handler reads the job's status first (a queued one: it waits), then the wait fails.
+    monkeypatch.setattr(
+        "transcription.selectors.transcription_status_of", lambda **kwargs: SimpleNamespace(is_final=False)
+    )
     monkeypatch.setattr("transcription.selectors.transcription_await_final", await_final)
 
     response = api_client.get("/api/v1/transcriptions/anything?wait=1")
