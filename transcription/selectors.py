@@ -12,7 +12,9 @@ from django.utils import timezone
 
 from portal.errors import NotFound
 from portal.longpoll import ColumnWatch
+from transcription import rows_sql
 from transcription.models import HotwordList, Speaker, SpeakerIdentification, Transcription
+from transcription.rows_sql import column as _col
 
 
 def transcription_list(
@@ -84,10 +86,9 @@ def transcription_status_of(*, tenant, transcription_id) -> Transcription:
         pk = uuid.UUID(str(transcription_id))
     except ValueError:
         raise NotFound("No such transcription.") from None
-    table = connection.ops.quote_name(Transcription._meta.db_table)
-    sql = f"SELECT {_col('status')} FROM {table} WHERE {_col('id')} = %s AND {_col('tenant')} = %s AND {_col('deleted_at')} IS NULL"  # noqa: S608 - quoted names only
+    sql = f"SELECT {_col('status')} FROM {rows_sql.table()} WHERE {_col('id')} = %s AND {_col('tenant')} = %s AND {_col('deleted_at')} IS NULL"  # noqa: S608 - quoted names only
     with connection.cursor() as cursor:
-        cursor.execute(sql, [Transcription._meta.pk.get_db_prep_value(pk, connection), _tenant_id(tenant)])
+        cursor.execute(sql, [rows_sql.pk_value(pk), _tenant_id(tenant)])
         row = cursor.fetchone()
     if row is None:
         raise NotFound("No such transcription.")
@@ -103,18 +104,11 @@ def _first_pk(where: str, order: str, params: list):
     """
     from django.db import connection
 
-    table = connection.ops.quote_name(Transcription._meta.db_table)
-    sql = f"SELECT {_col('id')} FROM {table} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - quoted names only
+    sql = f"SELECT {_col('id')} FROM {rows_sql.table()} WHERE {where} ORDER BY {order} LIMIT 1"  # noqa: S608 - quoted names only
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         row = cursor.fetchone()
     return row[0] if row else None
-
-
-def _col(name: str) -> str:
-    from django.db import connection
-
-    return connection.ops.quote_name(Transcription._meta.get_field(name).column)
 
 
 def _tenant_id(tenant) -> int:

@@ -13,20 +13,11 @@ from django.db import connection
 from django.utils import timezone
 
 from transcription.models import Transcription
+from transcription.rows_sql import column as _column
+from transcription.rows_sql import pk_value as _pk
+from transcription.rows_sql import table as _table
 
 Status = Transcription.Status
-
-
-def _column(name: str) -> str:
-    return connection.ops.quote_name(Transcription._meta.get_field(name).column)
-
-
-def _pk(transcription_id):
-    return Transcription._meta.pk.get_db_prep_value(transcription_id, connection)
-
-
-def _table() -> str:
-    return connection.ops.quote_name(Transcription._meta.db_table)
 
 
 # The statements name only the model's table and columns; every value is a parameter.
