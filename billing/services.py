@@ -141,6 +141,11 @@ def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcript
     )
 
 
+def billed_amount(*, held: int, tokens: int) -> int:
+    """What settling a hold of `held` for a result of `tokens` output tokens bills: the tokens, at most the hold."""
+    return min(tokens, held)
+
+
 def hold_settle(
     *, tenant_id: int, reference, held: int, tokens: int, on: str = "transcription"
 ) -> tuple[int, LedgerEntry | None]:
@@ -149,7 +154,7 @@ def hold_settle(
     Returns the billed tokens and the debit entry (None when nothing was billed); both entries are one write.
     The unique (transcription, kind) constraint makes a second settle fail.
     """
-    billed = min(tokens, held)
+    billed = billed_amount(held=held, tokens=tokens)
     debit = _entry(kind=Kind.DEBIT, available_delta=0, held_delta=-billed, **_on(on, reference)) if billed > 0 else None
     rest = held - billed
     release = _entry(kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, **_on(on, reference))

@@ -63,3 +63,36 @@ def test_a_batched_transcription_costs_the_worker_a_few_round_trips(api_client, 
     assert Transcription.objects.filter(pk__in=ids, status="succeeded").count() == 4
     per_job = len(worker.captured_queries) / len(ids)
     assert per_job <= _limit(WORKER_MAX_QUERIES_PER_JOB), [q["sql"][:120] for q in worker.captured_queries]
+
+
+def _after_balance_lock(queries: list[dict]) -> list[list[str]]:
+    """Per transaction that writes the balance: the statements from its first balance-row statement on."""
+    tails, current = [], None
+    for query in queries:
+        sql = query["sql"]
+        if sql.startswith(("COMMIT", "ROLLBACK")):
+            if current is not None:
+                tails.append(current)
+            current = None
+        elif current is not None:
+            current.append(sql)
+        elif "billing_balanceaccount" in sql:
+            current = [sql]
+    return tails
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_tenants_balance_row_is_locked_only_at_the_end_of_a_submit_and_a_finalize(api_client, tenant, grant):
+    """Every job of a tenant writes its one balance row (hold, settle): each transaction takes that row's lock
+    with its last statements (the money write and its ledger entries), so the lock is held only until the
+    commit, not across the job row's writes (issue 13: 20 clients of one tenant queued on it)."""
+    grant(tenant, 10_000)
+    with CaptureQueriesContext(connection) as captured:
+        job_id = api_client.post(
+            "/api/v1/transcriptions", {"file": SimpleUploadedFile("a.wav", tone_wav(1.0))}, format="multipart"
+        ).json()["id"]
+        assert services.transcription_run(transcription_id=job_id) == "succeeded"
+    tails = _after_balance_lock(captured.captured_queries)
+    assert len(tails) == 2, [q["sql"][:100] for q in captured.captured_queries]  # the hold, the settle
+    for tail in tails:
+        assert all("billing_balanceaccount" in sql or "billing_ledgerentry" in sql for sql in tail), tail

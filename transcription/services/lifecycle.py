@@ -16,7 +16,7 @@ from django.db import transaction
 from django.utils import timezone
 
 from billing import tokens as token_rule
-from billing.services import hold_amount, hold_extend, hold_release, hold_settle
+from billing.services import billed_amount, hold_amount, hold_extend, hold_release, hold_settle
 from portal.errors import Conflict, DomainError
 from transcription import instruments
 from transcription.models import Transcription
@@ -289,7 +289,7 @@ def transcription_finalize(
             return False
         t = row if row is not None and row.attempt == attempt else Transcription.objects.get(pk=claim.transcription_id)
         t.status, t.attempt, t.held_tokens = status, attempt, held
-        t.billed_tokens, _ = hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=t.held_tokens, tokens=tokens)
+        t.billed_tokens = billed_amount(held=held, tokens=tokens)
         t.tokens = tokens
         t.token_rule = token_rule.RULE_VERSION
         t.text, t.segments, t.language = text, segments, language
@@ -303,6 +303,9 @@ def transcription_finalize(
         t.finished_at = timezone.now()
         transcription_write(t, FINAL_FIELDS)
         instruments.job_finished(t)
+        # The money last: the tenant's balance row (which every job of the tenant writes) is locked only from
+        # here to the commit, not also across the row's write and the log line (issue 13).
+        hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=held, tokens=tokens)
         if t.webhook_url:
             transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
     return True
