@@ -27,9 +27,11 @@ def _columns() -> tuple:
 
 
 @functools.cache
-def _statement(n: int, guarded: bool) -> str:
+def _statement(n: int, guarded: bool, also: str = "") -> str:
     """The SQL for `n` entries: params are the two summed deltas, the time, the tenant id, `need` if guarded,
-    then per entry its two running-balance offsets and its columns."""
+    then the params of `also` (a data-modifying statement run with it, reading the CTE `acc`: the new balance,
+    one row when the balance moved, none when not), then per entry its two running-balance offsets and its
+    columns."""
     quote = connection.ops.quote_name
     account, ledger = BalanceAccount._meta, LedgerEntry._meta
     available, held, updated, tenant = (
@@ -47,6 +49,7 @@ def _statement(n: int, guarded: bool) -> str:
         f"SET {available} = {available} + %s, {held} = {held} + %s, {updated} = %s "
         f"WHERE {tenant} = %s{f' AND {available} >= %s' if guarded else ''} "
         f"RETURNING {available}, {held}) "
+        f"{f', also AS ({also}) ' if also else ''}"
         f"INSERT INTO {quote(ledger.db_table)} ({', '.join(quote(f.column) for f in fields)}, {running}) "
         f"SELECT {picked}, acc.{available} + e.la, acc.{held} + e.lh "
         f"FROM acc CROSS JOIN (VALUES {rows}) AS e(o, la, lh, {names}) ORDER BY e.o "
@@ -55,16 +58,22 @@ def _statement(n: int, guarded: bool) -> str:
     return sql
 
 
-def balance_move_returning(*, tenant_id: int, entries: list[LedgerEntry], need: int | None) -> list[LedgerEntry] | None:
+def balance_move_returning(
+    *, tenant_id: int, entries: list[LedgerEntry], need: int | None, also: tuple[str, list] | None = None
+) -> list[LedgerEntry] | None:
     """Move the tenant's balance by the entries' summed deltas and insert them (in order), in one statement.
 
     With `need`, only if at least `need` tokens are available. Returns the entries, saved (id and running
     balances set), or None when nothing was written: the balance was short or the account row is missing.
+    `also`: (sql, params) of one more data-modifying statement of the same statement, e.g. the INSERT of the row
+    the entries reference, as `INSERT ... SELECT ... FROM acc` so that it happens only when the balance moved
+    (foreign keys are checked at the end of the statement). Its SQL must be the same text for the same shape.
     """
     fields = _columns()
     total_a = sum(entry.available_delta for entry in entries)
     total_h = sum(entry.held_delta for entry in entries)
     params = [total_a, total_h, timezone.now(), tenant_id] + ([need] if need is not None else [])
+    params += also[1] if also else []
     done_a = done_h = 0
     for entry in entries:
         # An entry's running balance: the final balance less the deltas of the entries written after it.
@@ -72,7 +81,7 @@ def balance_move_returning(*, tenant_id: int, entries: list[LedgerEntry], need: 
         params += [done_a - total_a, done_h - total_h]
         params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(_statement(len(entries), need is not None), params)
+        cursor.execute(_statement(len(entries), need is not None, also[0] if also else ""), params)
         written = sorted(cursor.fetchall())  # ids are drawn in the ORDER BY's order
     if not written:
         return None

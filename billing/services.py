@@ -119,6 +119,22 @@ def hold_place(*, tenant_id: int, reference, tokens: int, on: str = "transcripti
     )
 
 
+def hold_place_with_row(*, tenant_id: int, reference, tokens: int, row: tuple[str, list], on: str = "transcription"):
+    """PostgreSQL: insert the hold's row and place the hold in one statement, its own transaction when called
+    outside one (no BEGIN and COMMIT round trips, and the balance row is locked only while that statement runs).
+
+    `row`: (sql, params) of `INSERT INTO <the row's table> ... SELECT ... FROM acc` (see balance_move_returning).
+    Returns the hold entry, or None when nothing was written (the balance is short, there is no account row yet,
+    or the database is not PostgreSQL): the caller then goes the usual way (hold_place), which answers 402.
+    """
+    if not (SINGLE_STATEMENT and connection.vendor == "postgresql"):
+        return None
+    hold = _entry(kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference))
+    hold.tenant_id = tenant_id
+    written = balance_move_returning(tenant_id=tenant_id, entries=[hold], need=tokens, also=row)
+    return _counted(written)[0] if written else None
+
+
 def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcription", message: str = "") -> LedgerEntry:
     """Hold `tokens` more for a running transcription whose audio turned out longer than probed; 402 if short.
 

@@ -13,9 +13,9 @@ from django.utils import timezone
 
 from billing import tokens as token_rule
 from billing.lock_objects import account_lock
-from billing.services import hold_amount, hold_place, hold_settle
+from billing.services import hold_amount, hold_place, hold_place_with_row, hold_settle
 from portal.errors import FileTooLarge, IdempotencyConflict, InvalidRequest, UnsupportedAudio
-from transcription import instruments
+from transcription import instruments, rows_sql
 from transcription.constants import LANGUAGES
 from transcription.engines import engine_model_name
 from transcription.models import Transcription
@@ -171,7 +171,8 @@ def transcription_create(
     uploaded_file.seek(0)
     transcription.audio.save(transcription.pk.hex, File(uploaded_file), save=False)
     try:
-        _insert_with_hold(transcription, cached, attach=attach)
+        if cached is not None or attach or not _insert_and_hold_at_once(transcription):
+            _insert_with_hold(transcription, cached, attach=attach)
     except _Identical as identical:
         audio_discard(transcription.audio.name)
         identical.job.attached = True
@@ -218,6 +219,28 @@ def _insert_with_hold(transcription: Transcription, cached: Transcription | None
                 transaction.on_commit(lambda: webhook_enqueue(transcription_id=transcription.pk))
         else:
             transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription.pk))
+
+
+def _insert_and_hold_at_once(transcription: Transcription) -> bool:
+    """PostgreSQL: the row and its hold in one statement (billing.hold_place_with_row), its own transaction:
+    one round trip instead of four (BEGIN, INSERT, the money write, COMMIT), and the tenant's balance row, which
+    every submit and finalize of the tenant writes, is locked only while that statement runs (issue 13: twenty
+    clients of one tenant queued on it). False when it wrote nothing (balance short, no account row yet; or not
+    PostgreSQL): _insert_with_hold then decides, and answers 402 with the balance it was refused against."""
+    transcription.enqueued_at = timezone.now()
+    row = rows_sql.insert_with_balance_move(transcription)
+    hold = {"tenant_id": transcription.tenant_id, "reference": transcription.pk, "tokens": transcription.held_tokens}
+    if connection.in_atomic_block:  # inside a caller's transaction: a savepoint keeps an IntegrityError ours
+        with transaction.atomic():
+            placed = hold_place_with_row(**hold, row=row)
+    else:
+        placed = hold_place_with_row(**hold, row=row)
+    if placed is None:
+        return False
+    transcription._state.adding, transcription._state.db = False, connection.alias
+    instruments.job_submitted(transcription)
+    transaction.on_commit(lambda: transcription_enqueue(transcription_id=transcription.pk))
+    return True
 
 
 def _identical_lock(transcription: Transcription) -> None:
