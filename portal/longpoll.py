@@ -12,10 +12,10 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
-import functools
 import inspect
 import logging
 import threading
+import time
 import weakref
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
@@ -90,7 +90,7 @@ class LongPollApiMixin:
 class ColumnWatch:
     """Waits, for any number of waiters at once, until a row's `field` takes one of `values`.
 
-    One query per tick (`interval_s`) looks at every waited-for row, in one dedicated thread with its own
+    One query per tick (`interval_s`) looks at the waited-for rows, in one dedicated thread with its own
     database connection (closed whenever nobody waits), so a waiting request costs neither a thread, nor
     a query, nor a database connection of its own. One watcher task per event loop (uvicorn runs one;
     async_to_sync makes one per call). A row the watcher cannot see (deleted, or not committed yet)
@@ -98,9 +98,12 @@ class ColumnWatch:
 
     With `channel` on PostgreSQL, a database trigger NOTIFYs the row's id when the field reaches `values`
     (transcription migration 0009): the watcher looks as soon as a waited-for row is named, instead of at
-    the next tick, and ticks only every `notified_interval_s` as a safety net (issue 13: a tick cost each
-    waiter half of `interval_s` on average). Its listening connection stays open while waiters come and go
-    and is closed after `IDLE_S` without any.
+    the next tick (issue 13: a tick cost each waiter half of `interval_s` on average), and only at the rows
+    that need it: those named since the last look, and new waiters (within `interval_s`), except a waiter
+    whose caller read the row after the listener had started listening (`since`) and whose id was not
+    named since: its notice is still to come. Every `notified_interval_s` a safety-net tick looks at all
+    (a notice is a hint; it can be lost). While not listening, every tick looks at all. The listening
+    connection stays open while waiters come and go and is closed after `IDLE_S` without any.
     """
 
     BATCH = 500  # ids per query (SQLite's limit on query parameters)
@@ -126,12 +129,16 @@ class ColumnWatch:
         self._executor_lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatch] = weakref.WeakKeyDictionary()
 
-    async def wait(self, pk: Any, *, timeout_s: float, release: bool = True) -> Model | None:
+    async def wait(
+        self, pk: Any, *, timeout_s: float, release: bool = True, since: float | None = None
+    ) -> Model | None:
         """The row, as the watcher read it, once its field is in `values` (None after timeout_s).
 
         The caller's database connection is closed first (unless a transaction is open): hundreds of
         waiting requests must not hold hundreds of connections. The next query opens one again.
         `release=False`: the caller's thread did that already (a LongPollApiMixin handler's does).
+        `since`: time.monotonic() taken before the caller read the row and found its field not there yet;
+        with it, a listening watcher need not read the row until its id is notified.
         """
         if release:
             await sync_to_async(_release_connections)()
@@ -140,8 +147,7 @@ class ColumnWatch:
         if watch is None:
             watch = self._loops[loop] = _LoopWatch()
         future = loop.create_future()
-        watch.waiters.setdefault(pk, set()).add(future)
-        watch.fresh = True
+        watch.add(pk, future, since)
         if watch.task is None or watch.task.done():
             # A fresh context: the task outlives the request that happened to start it.
             watch.task = loop.create_task(self._run(watch), context=contextvars.Context())
@@ -149,11 +155,7 @@ class ColumnWatch:
             await asyncio.wait({future}, timeout=max(0.0, timeout_s))
             return future.result() if future.done() and not future.cancelled() else None
         finally:
-            waiting = watch.waiters.get(pk)
-            if waiting is not None:
-                waiting.discard(future)
-                if not waiting:
-                    del watch.waiters[pk]
+            watch.discard(pk, future)
 
     async def _run(self, watch: _LoopWatch) -> None:
         loop = asyncio.get_running_loop()
@@ -161,8 +163,9 @@ class ColumnWatch:
         idle_since = None
         try:
             while True:
-                await self._pause(loop, executor, watch)
+                heard = await self._pause(loop, executor, watch)
                 if not watch.waiters:
+                    watch.next_full = time.monotonic() + self.notified_interval_s  # no waiter: no look due
                     idle_since = idle_since or loop.time()
                     if self.listener is not None and loop.time() - idle_since < self.IDLE_S:
                         continue  # keep listening a while: the next waiter finds the connection open
@@ -171,10 +174,15 @@ class ColumnWatch:
                         return
                     continue
                 idle_since = None
+                named, new = watch.take(heard)
+                if heard is None or time.monotonic() >= watch.next_full:
+                    watch.next_full = time.monotonic() + self.notified_interval_s
+                    named, new = set(watch.waiters), {}
                 try:
-                    reached = await loop.run_in_executor(executor, self._reached, list(watch.waiters))
+                    reached = await loop.run_in_executor(executor, self._look, named, new)
                 except Exception:  # noqa: BLE001 - waiters keep waiting; try again next tick
                     logger.warning("Watching %s.%s failed; retrying.", self.model.__name__, self.field, exc_info=True)
+                    watch.next_full = 0.0  # the rows it was to look at: the next look is at all
                     await loop.run_in_executor(executor, connections.close_all)
                     continue
                 for pk, row in reached.items():
@@ -186,31 +194,38 @@ class ColumnWatch:
             await loop.run_in_executor(executor, self._close)
             raise
 
-    async def _pause(self, loop, executor, watch: _LoopWatch) -> None:
-        """Until the next look: a tick; listening, a notice naming a waited-for row ends it early, and the tick
-        is `notified_interval_s` unless a new waiter came (its first look within `interval_s`, as without)."""
+    async def _pause(self, loop, executor, watch: _LoopWatch) -> set[str] | None:
+        """Until the next look: a tick when not listening (then None: look at all). Listening: until the next
+        safety-net tick, a notice naming a waited-for row, or a new waiter (its first look within `interval_s`,
+        as without); the ids notified."""
         if self.listener is None or not self.listener.supported:
             await asyncio.sleep(self.interval_s)
-            return
+            return None
+        return await loop.run_in_executor(executor, self._listen, watch, watch.next_full - time.monotonic())
 
-        def wanted(payload: str) -> bool:
-            return any(str(pk) == payload for pk in list(watch.waiters))
-
-        timeout = self.interval_s if watch.fresh else self.notified_interval_s
-        watch.fresh = False
-        wait = functools.partial(
-            self.listener.wait,
+    def _listen(self, watch: _LoopWatch, timeout: float) -> set[str] | None:
+        if not self.listener.connect():
+            time.sleep(self.interval_s)
+            return None
+        return self.listener.wait(
             timeout,
-            wanted,
-            poked=lambda: watch.fresh or watch.closing,
+            watch.names.__contains__,
+            poked=lambda: bool(watch.new) or watch.closing,
             slice_s=min(self.interval_s, 0.05),
         )
-        await loop.run_in_executor(executor, wait)
 
     def _close(self) -> None:
         connections.close_all()
         if self.listener is not None:
             self.listener.close()
+
+    def _look(self, pks: set[Any], new: dict[Any, float | None]) -> dict[Any, Model]:
+        """`_reached` for `pks` and those new waiters whose notice may have come before they did."""
+        listener = self.listener
+        for pk, since in new.items():
+            if since is None or listener is None or not listener.unheard_since(str(pk), since):
+                pks.add(pk)
+        return self._reached(list(pks)) if pks else {}
 
     def _reached(self, pks: list[Any]) -> dict[Any, Model]:
         """The rows that got there, whole (few per tick): their waiters need not read them again."""
@@ -218,7 +233,7 @@ class ColumnWatch:
         for i in range(0, len(pks), self.BATCH):
             rows = self.model._default_manager.filter(
                 pk__in=pks[i : i + self.BATCH], **{f"{self.field}__in": self.values}
-            )
+            ).order_by()  # the model's ordering would be compiled on every look, for nothing
             found.update((row.pk, row) for row in rows)
         return found
 
@@ -236,8 +251,32 @@ def _release_connections() -> None:
 
 
 class _LoopWatch:
+    """One event loop's waiters (changed only in that loop; the watcher's thread reads `names` and `new`)."""
+
     def __init__(self):
         self.waiters: dict[Any, set[asyncio.Future]] = {}
+        self.names: dict[str, Any] = {}  # str(pk) (a notice's payload) -> pk, for the waited-for rows
+        self.new: dict[Any, float | None] = {}  # pks waited for since the last look -> their earliest `since`
+        self.next_full = 0.0  # time.monotonic() of the next look at every waited-for row
         self.task: asyncio.Task | None = None
-        self.fresh = False  # a waiter came since the watcher last looked
         self.closing = False
+
+    def add(self, pk: Any, future: asyncio.Future, since: float | None) -> None:
+        self.waiters.setdefault(pk, set()).add(future)
+        self.names[str(pk)] = pk
+        earlier = self.new.get(pk, since)
+        self.new[pk] = None if since is None or earlier is None else min(since, earlier)
+
+    def discard(self, pk: Any, future: asyncio.Future) -> None:
+        waiting = self.waiters.get(pk)
+        if waiting is not None:
+            waiting.discard(future)
+            if not waiting:
+                del self.waiters[pk]
+                self.names.pop(str(pk), None)
+
+    def take(self, heard: set[str] | None) -> tuple[set[Any], dict[Any, float | None]]:
+        """The waited-for pks among notices' payloads, and the waiters new since the last take (still waiting)."""
+        new, self.new = self.new, {}
+        named = {self.names[name] for name in heard or () if name in self.names}
+        return named, {pk: since for pk, since in new.items() if pk in self.waiters}

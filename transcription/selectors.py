@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import date, datetime, time, timedelta
+from time import monotonic
 
 from asgiref.sync import sync_to_async
 from django.db.models import Count, Min, Q, QuerySet, Sum
@@ -43,7 +44,8 @@ def transcription_get(*, tenant, transcription_id) -> Transcription:
 
 
 # One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch); on PostgreSQL a
-# trigger's NOTIFY (migration 0009) wakes it as soon as a waited-for job is final, and it ticks every 0.5 s.
+# trigger's NOTIFY (migration 0009) wakes it as soon as a waited-for job is final, it reads only the jobs notified
+# (and new waiters' when their notice may have come first), and every 0.5 s all of them.
 FINAL_CHANNEL = "tingxie_transcription_final"
 _final_watch = ColumnWatch(
     Transcription, "status", Transcription.FINAL_STATUSES, interval_s=0.05, channel=FINAL_CHANNEL
@@ -51,22 +53,24 @@ _final_watch = ColumnWatch(
 
 
 async def transcription_await_final(
-    *, tenant, timeout_s: float, transcription_id=None, job: Transcription | None = None
+    *, tenant, timeout_s: float, transcription_id=None, job: Transcription | None = None, since: float | None = None
 ) -> Transcription:
     """The job once it is final, or as it is after `timeout_s` (long-poll; no model involved).
 
     For async views: it awaits in the event loop and holds no thread while the job runs; a shared
-    watcher looks at all waited-for jobs in one query per tick and hands each waiter its row, so a waiting
+    watcher reads the waited-for jobs in one query per look and hands each waiter its row, so a waiting
     client costs far less than a client polling over HTTP. Another tenant's id or a malformed id is NotFound.
     `job`: the tenant's job as a LongPollApiMixin handler read it (that handler's thread gave its database
-    connection back already), else it is read here by `transcription_id`.
+    connection back already), else it is read here by `transcription_id`. `since`: time.monotonic() taken
+    before `job` was read (the watcher then need not read the job again until its NOTIFY comes).
     """
     release = job is None
     if job is None:
+        since = monotonic()
         job = await sync_to_async(transcription_get)(tenant=tenant, transcription_id=transcription_id)
     if job.is_final:
         return job
-    row = await _final_watch.wait(job.pk, timeout_s=timeout_s, release=release)
+    row = await _final_watch.wait(job.pk, timeout_s=timeout_s, release=release, since=since)
     if row is not None:
         if row.deleted_at is not None:
             raise NotFound("No such transcription.")

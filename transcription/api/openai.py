@@ -108,7 +108,7 @@ class OpenAITranscriptionApi(LongPollApiMixin, TenantApi):
             return openai_stream(job, replayed=replayed)
         # Awaited in the event loop (LongPollApiMixin): a client waiting for its transcript holds no thread.
         return AwaitResponse(
-            wait_until_final(job, timeout_s=wait_seconds(request, started=started), replayed=replayed),
+            wait_until_final(job, timeout_s=wait_seconds(request, started=started), replayed=replayed, since=started),
             then=lambda job: self.answer(job, params, replayed=replayed),
         )
 

@@ -54,14 +54,17 @@ def wait_seconds(request, *, started: float) -> float:
     return max(0.0, min(limit, client - margin - (time.monotonic() - started)))
 
 
-async def wait_until_final(job: Transcription, *, timeout_s: float, replayed: bool = False) -> Transcription:
+async def wait_until_final(
+    job: Transcription, *, timeout_s: float, replayed: bool = False, since: float | None = None
+) -> Transcription:
     """The job once final, awaited in the event loop; 504 `timeout` (not to be retried) after timeout_s.
 
     `replayed`: the request attached to an existing job (the 504 then says so, like a success would).
+    `since`: time.monotonic() taken before the job was created or found (see transcription_await_final).
     """
     # tenant_id, not tenant: loading a relation is a synchronous query, not allowed here. The job as submit
     # returned it; the handler's thread (LongPollApiMixin) gave its connection back before this wait.
-    job = await transcription_await_final(tenant=job.tenant_id, job=job, timeout_s=timeout_s)
+    job = await transcription_await_final(tenant=job.tenant_id, job=job, timeout_s=timeout_s, since=since)
     if not job.is_final:
         raise DomainError(
             f"The transcription is still {job.status} after {timeout_s:.0f} s. It continues in the background: "

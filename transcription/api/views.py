@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from django.http import HttpResponse
 from drf_spectacular.types import OpenApiTypes
 from drf_spectacular.utils import OpenApiParameter, extend_schema
@@ -122,6 +124,7 @@ class TranscriptionDetailApi(LongPollApiMixin, TenantApi):
                 )
             )
         # A long-poll usually finds its job still queued or running: its status first, the whole row when final.
+        read_at = time.monotonic()
         job = selectors.transcription_status_of(tenant=self.tenant, transcription_id=transcription_id)
         if job.is_final:
             return Response(
@@ -129,7 +132,7 @@ class TranscriptionDetailApi(LongPollApiMixin, TenantApi):
             )
         # Awaited in the event loop (LongPollApiMixin): a waiting client holds no thread.
         return AwaitResponse(
-            selectors.transcription_await_final(tenant=self.tenant, job=job, timeout_s=seconds),
+            selectors.transcription_await_final(tenant=self.tenant, job=job, timeout_s=seconds, since=read_at),
             then=lambda job: Response(transcription_representation(job)),
         )
 
