@@ -52,6 +52,19 @@ class ApiKeyManager(BaseAPIKeyManager):
     def get_usable_keys(self):
         return super().get_usable_keys().select_related("tenant")  # the tenant comes with the key: one query
 
+    def get_from_key(self, key: str) -> "ApiKey":
+        """The library's lookup (the usable key with the key's prefix, then its secret checked against the stored
+        hash), with the rows read by one statement written once (tenants.key_lookup); DoesNotExist as there."""
+        from tenants.key_lookup import usable_key_with_tenant
+
+        prefix, _, _ = key.partition(".")
+        api_key = usable_key_with_tenant(prefix)
+        if api_key is None:
+            raise self.model.DoesNotExist("ApiKey matching query does not exist.")
+        if not api_key.is_valid(key):
+            raise self.model.DoesNotExist("Key is not valid.")
+        return api_key
+
 
 class ApiKey(AbstractAPIKey):
     """A tenant-scoped key: shown once, stored hashed, prefix visible, revocable, may expire."""
