@@ -27,11 +27,12 @@ def _columns() -> tuple:
 
 
 @functools.cache
-def _statement(n: int, guarded: bool, also: str = "") -> str:
-    """The SQL for `n` entries: params are the two summed deltas, the time, the tenant id, `need` if guarded,
-    then the params of `also` (a data-modifying statement run with it, reading the CTE `acc`: the new balance,
-    one row when the balance moved, none when not), then per entry its two running-balance offsets and its
-    columns."""
+def _statement(n: int, guarded: bool, also: str = "", first: str = "") -> str:
+    """The SQL for `n` entries: params are those of `first` (a data-modifying statement returning a row when the
+    balance may move: the balance moves only then), the two summed deltas, the time, the tenant id, `need` if
+    guarded, then the params of `also` (a data-modifying statement run with it, reading the CTE `acc`: the new
+    balance, one row when the balance moved, none when not), then per entry its two running-balance offsets and
+    its columns."""
     quote = connection.ops.quote_name
     account, ledger = BalanceAccount._meta, LedgerEntry._meta
     available, held, updated, tenant = (
@@ -45,9 +46,10 @@ def _statement(n: int, guarded: bool, also: str = "") -> str:
     running = ", ".join(quote(ledger.get_field(name).column) for name in RUNNING)
     # Only identifiers from the models' _meta (quoted) go into the text; every value is a parameter.
     sql = (
-        f"WITH acc AS (UPDATE {quote(account.db_table)} "  # noqa: S608
+        f"WITH {f'first AS ({first}), ' if first else ''}acc AS (UPDATE {quote(account.db_table)} "  # noqa: S608
         f"SET {available} = {available} + %s, {held} = {held} + %s, {updated} = %s "
-        f"WHERE {tenant} = %s{f' AND {available} >= %s' if guarded else ''} "
+        f"WHERE {tenant} = %s{f' AND {available} >= %s' if guarded else ''}"
+        f"{' AND EXISTS (SELECT 1 FROM first)' if first else ''} "
         f"RETURNING {available}, {held}) "
         f"{f', also AS ({also}) ' if also else ''}"
         f"INSERT INTO {quote(ledger.db_table)} ({', '.join(quote(f.column) for f in fields)}, {running}) "
@@ -59,7 +61,12 @@ def _statement(n: int, guarded: bool, also: str = "") -> str:
 
 
 def balance_move_returning(
-    *, tenant_id: int, entries: list[LedgerEntry], need: int | None, also: tuple[str, list] | None = None
+    *,
+    tenant_id: int,
+    entries: list[LedgerEntry],
+    need: int | None,
+    also: tuple[str, list] | None = None,
+    first: tuple[str, list] | None = None,
 ) -> list[LedgerEntry] | None:
     """Move the tenant's balance by the entries' summed deltas and insert them (in order), in one statement.
 
@@ -67,12 +74,16 @@ def balance_move_returning(
     balances set), or None when nothing was written: the balance was short or the account row is missing.
     `also`: (sql, params) of one more data-modifying statement of the same statement, e.g. the INSERT of the row
     the entries reference, as `INSERT ... SELECT ... FROM acc` so that it happens only when the balance moved
-    (foreign keys are checked at the end of the statement). Its SQL must be the same text for the same shape.
+    (foreign keys are checked at the end of the statement). `first`: (sql, params) of a data-modifying statement
+    that must return a row for anything to be written, e.g. the guarded UPDATE of that row (it runs first and takes
+    that row's lock first, the lock order of billing.lock_objects). Their SQL must be the same text for the same
+    shape (the statement is built once per shape).
     """
     fields = _columns()
     total_a = sum(entry.available_delta for entry in entries)
     total_h = sum(entry.held_delta for entry in entries)
-    params = [total_a, total_h, timezone.now(), tenant_id] + ([need] if need is not None else [])
+    params = list(first[1]) if first else []
+    params += [total_a, total_h, timezone.now(), tenant_id] + ([need] if need is not None else [])
     params += also[1] if also else []
     done_a = done_h = 0
     for entry in entries:
@@ -81,7 +92,8 @@ def balance_move_returning(
         params += [done_a - total_a, done_h - total_h]
         params += [f.get_db_prep_save(f.pre_save(entry, add=True), connection) for f in fields]
     with connection.cursor() as cursor:
-        cursor.execute(_statement(len(entries), need is not None, also[0] if also else ""), params)
+        sql = _statement(len(entries), need is not None, also[0] if also else "", first[0] if first else "")
+        cursor.execute(sql, params)
         written = sorted(cursor.fetchall())  # ids are drawn in the ORDER BY's order
     if not written:
         return None
@@ -89,3 +101,12 @@ def balance_move_returning(
         entry.pk, entry.available_after, entry.held_after = pk, available_after, held_after
         entry._state.adding, entry._state.db = False, connection.alias
     return entries
+
+
+@functools.cache
+def account_exists_sql() -> str:
+    """A condition for a caller's `first` statement: the tenant (one parameter) has a balance row, so that when
+    `first` matches, the money write of the same statement matches too."""
+    quote = connection.ops.quote_name
+    account = BalanceAccount._meta
+    return f"EXISTS (SELECT 1 FROM {quote(account.db_table)} WHERE {quote(account.get_field('tenant').column)} = %s)"  # noqa: S608

@@ -162,6 +162,36 @@ def billed_amount(*, held: int, tokens: int) -> int:
     return min(tokens, held)
 
 
+def _settle_entries(*, reference, held: int, tokens: int, on: str) -> tuple[int, LedgerEntry | None, list]:
+    billed = billed_amount(held=held, tokens=tokens)
+    debit = _entry(kind=Kind.DEBIT, available_delta=0, held_delta=-billed, **_on(on, reference)) if billed > 0 else None
+    rest = held - billed
+    release = _entry(kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, **_on(on, reference))
+    return billed, debit, [e for e in (debit, release if rest > 0 else None) if e is not None]
+
+
+def hold_settle_with_row(
+    *, tenant_id: int, reference, held: int, tokens: int, row: tuple[str, list], on: str = "transcription"
+) -> tuple[int, LedgerEntry | None] | None:
+    """PostgreSQL: the hold's row write (`row`: (sql, params) of an UPDATE guarded by what the caller read of it,
+    RETURNING a row when it matched) and the settle of hold_settle in one statement, its own transaction when
+    called outside one: no BEGIN, row lock, COMMIT round trips, and the balance row is locked only while the
+    statement runs. None when nothing was written (the guard did not match, the tenant has no account row, or
+    not PostgreSQL): the caller then goes the usual way, with the row locked, and decides."""
+    if not (SINGLE_STATEMENT and connection.vendor == "postgresql"):
+        return None
+    billed, debit, entries = _settle_entries(reference=reference, held=held, tokens=tokens, on=on)
+    if not entries:
+        return None
+    for entry in entries:
+        entry.tenant_id = tenant_id
+    written = balance_move_returning(tenant_id=tenant_id, entries=entries, need=None, first=row)
+    if not written:
+        return None
+    _counted(written)
+    return billed, debit
+
+
 def hold_settle(
     *, tenant_id: int, reference, held: int, tokens: int, on: str = "transcription"
 ) -> tuple[int, LedgerEntry | None]:
@@ -170,11 +200,7 @@ def hold_settle(
     Returns the billed tokens and the debit entry (None when nothing was billed); both entries are one write.
     The unique (transcription, kind) constraint makes a second settle fail.
     """
-    billed = billed_amount(held=held, tokens=tokens)
-    debit = _entry(kind=Kind.DEBIT, available_delta=0, held_delta=-billed, **_on(on, reference)) if billed > 0 else None
-    rest = held - billed
-    release = _entry(kind=Kind.RELEASE, available_delta=rest, held_delta=-rest, **_on(on, reference))
-    entries = [e for e in (debit, release if rest > 0 else None) if e is not None]
+    billed, debit, entries = _settle_entries(reference=reference, held=held, tokens=tokens, on=on)
     if entries:
         with transaction.atomic(savepoint=False):
             _write(tenant_id=tenant_id, entries=entries)

@@ -15,8 +15,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
-from billing import tokens as token_rule
-from billing.services import billed_amount, hold_amount, hold_extend, hold_release, hold_settle
+from billing.services import hold_amount, hold_extend, hold_release
 from portal.errors import Conflict, DomainError
 from transcription import instruments
 from transcription.models import Transcription
@@ -28,11 +27,10 @@ from transcription.services.common import (
     transcription_lock,
     webhook_enqueue,
 )
+from transcription.services.finalize import FINAL_FIELDS, transcription_finalize  # noqa: F401 (here before)
 from transcription.services.rows import (
-    transcription_lock_state,
     transcription_locked_row,
     transcription_runnable,
-    transcription_write,
     transcriptions_claim_write,
 )
 
@@ -251,64 +249,6 @@ def transcription_run(*, transcription_id) -> str:
     from transcription.services.batching import batch_run
 
     return batch_run(*claimed)
-
-
-FINAL_FIELDS = [
-    "billed_tokens", "tokens", "token_rule", "text", "segments", "language", "duration_s", "truncated", "decode_ms",
-    "vad_ms", "asr_ms", "speech_s", "model", "warnings", "status", "progress", "lease_expires_at", "finished_at",
-]  # fmt: skip
-
-
-def transcription_finalize(
-    *,
-    claim: Claim,
-    text: str,
-    segments: list[dict],
-    language: str,
-    duration_s: float,
-    truncated: bool = False,
-    decode_ms: int | None = None,
-    vad_ms: int | None = None,
-    asr_ms: int | None = None,
-    speech_s: float | None = None,
-    model: str | None = None,
-    warnings: list[str] | None = None,
-    row: Transcription | None = None,
-) -> bool:
-    """Store the result and settle the money in one transaction, only if the attempt is current.
-
-    `model` is what the worker actually ran (recorded on the row; cache hits match on it). `row`: the row as this
-    attempt claimed it (the worker's batch has it): only its status, attempt and hold are read again, under the
-    lock; what a running attempt cannot change (tenant, times, webhook) is taken from it. Without it, the row is
-    read whole.
-    """
-    tokens = token_rule.count(text)
-    with transaction.atomic():
-        status, attempt, held = transcription_lock_state(transcription_id=claim.transcription_id)
-        if status != Status.RUNNING or attempt != claim.attempt:
-            return False
-        t = row if row is not None and row.attempt == attempt else Transcription.objects.get(pk=claim.transcription_id)
-        t.status, t.attempt, t.held_tokens = status, attempt, held
-        t.billed_tokens = billed_amount(held=held, tokens=tokens)
-        t.tokens = tokens
-        t.token_rule = token_rule.RULE_VERSION
-        t.text, t.segments, t.language = text, segments, language
-        t.duration_s, t.truncated = duration_s, truncated
-        t.decode_ms, t.vad_ms, t.asr_ms, t.speech_s = decode_ms, vad_ms, asr_ms, speech_s
-        t.model = model or t.model
-        t.warnings = list(warnings or [])
-        t.status = Status.SUCCEEDED
-        t.progress = 1.0
-        t.lease_expires_at = None
-        t.finished_at = timezone.now()
-        transcription_write(t, FINAL_FIELDS)
-        instruments.job_finished(t)
-        # The money last: the tenant's balance row (which every job of the tenant writes) is locked only from
-        # here to the commit, not also across the row's write and the log line (issue 13).
-        hold_settle(tenant_id=t.tenant_id, reference=t.pk, held=held, tokens=tokens)
-        if t.webhook_url:
-            transaction.on_commit(lambda: webhook_enqueue(transcription_id=t.pk))
-    return True
 
 
 def _fail_locked(t: Transcription, code: str, message: str) -> None:

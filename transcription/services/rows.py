@@ -143,3 +143,21 @@ def transcription_write(t: Transcription, fields: list[str]) -> None:
     values = [field.get_db_prep_save(field.pre_save(t, False), connection) for field in model_fields]
     with connection.cursor() as cursor:
         cursor.execute(_update_sql(connection.vendor, tuple(fields)), [*values, _pk(t.pk)])
+
+
+@cache
+def _final_guarded_sql(vendor: str, fields: tuple[str, ...]) -> str:
+    from billing.balance_sql import account_exists_sql
+
+    assignments = ", ".join(f"{_column(name)} = %s" for name in fields)
+    guard = " AND ".join(f"{_column(name)} = %s" for name in ("id", "status", "attempt", "held_tokens"))
+    return f"UPDATE {_table()} SET {assignments} WHERE {guard} AND {account_exists_sql()} RETURNING {_column('id')}"  # noqa: S608
+
+
+def transcription_write_guarded(t: Transcription, fields: list[str], *, status: str, attempt: int, held: int):
+    """(sql, params) of transcription_write's UPDATE, made only if the row still has this status, attempt and
+    hold and its tenant has a balance row; RETURNING the id when it matched (billing's `first` statement)."""
+    model_fields = [Transcription._meta.get_field(name) for name in fields]
+    values = [field.get_db_prep_save(field.pre_save(t, False), connection) for field in model_fields]
+    params = [*values, _pk(t.pk), status, attempt, held, t.tenant_id]
+    return _final_guarded_sql(connection.vendor, tuple(fields)), params
