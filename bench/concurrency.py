@@ -7,9 +7,10 @@ health and status never wait behind the model. Printed with them: the batch size
 the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after), and
 how busy the whole box was. Each configuration runs through the Tingxie API (submit, then a long-poll GET: two
 requests per job) and through the OpenAI-compatible endpoint, the same single request the peer answers. Submit
-p95 is printed over all submits and "steady" (without each client's first, which all clients send at once).
+p95 is printed over all submits and "steady" (without each client's first, which all clients send at once). The
+peer runs before and after our configurations: the ratios are to the mean of its two runs.
 
-    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 5] [--full-per-client 3]
+    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 25] [--full-per-client 3]
 """
 
 from __future__ import annotations
@@ -232,7 +233,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--models", default="tiny,full")
     parser.add_argument("--clients", type=int, default=20)
-    parser.add_argument("--per-client", type=int, default=5)
+    parser.add_argument("--per-client", type=int, default=25, help="requests per client with the tiny model")
     parser.add_argument("--full-per-client", type=int, default=3, help="requests per client with the full-size model")
     parser.add_argument("--configs", default="", help="semicolon-separated labels to run (default: all)")
     args = parser.parse_args()
@@ -242,11 +243,11 @@ def main() -> None:
         per_client = args.full_per_client if name == "full" else args.per_client
         print(f"\n== {name} model: {args.clients} concurrent clients x {per_client} requests, {CLIP_S} s clip, "
               "same cores ==", flush=True)  # fmt: skip
-        peer = bench_peer(clip, model, args.clients, per_client)
-        print(
-            f"peer funasr-server   : {peer['rps']:6.1f} req/s   {summary(peer['latency'])}   box busy {peer['busy']:.0%}"
-        )
-        print(f"peer /health         : {summary(peer['health'])}", flush=True)
+        # The peer runs before and after our configurations; the ratios use the mean of its two runs (it moves by
+        # 10-20% between runs on a shared box, and the box may drift during ours).
+        peer_runs = [bench_peer(clip, model, args.clients, per_client)]
+        _print_peer("before", peer_runs[0])
+        results = []
         for label, broker, postgres, asr_env in CONFIGS[name]:
             if args.configs and label not in args.configs.split(";"):
                 continue
@@ -257,8 +258,26 @@ def main() -> None:
             finally:
                 if database:
                     database.drop()
+            results.append((label, ours))
+        peer_runs.append(bench_peer(clip, model, args.clients, per_client))
+        _print_peer("after", peer_runs[1])
+        peer = _mean_peer(peer_runs)
+        print(f"peer (mean of both)  : {peer['rps']:6.1f} req/s   {peer['cpu_ms']:.1f} ms CPU per request", flush=True)
+        for label, ours in results:
             for api, result in ours.items():
                 report(name, label, api, result, peer)
+
+
+def _print_peer(when: str, peer: dict) -> None:
+    print(f"peer funasr-server, {when} ours: {peer['rps']:6.1f} req/s   {summary(peer['latency'])}   "
+          f"box busy {peer['busy']:.0%}   {peer['cpu_ms']:.1f} ms CPU per request")  # fmt: skip
+    print(f"peer /health         : {summary(peer['health'])}", flush=True)
+
+
+def _mean_peer(runs: list[dict]) -> dict:
+    return {"rps": statistics.mean(r["rps"] for r in runs), "cpu_ms": statistics.mean(r["cpu_ms"] for r in runs),
+            "latency": [v for r in runs for v in r["latency"]], "health": [v for r in runs for v in r["health"]],
+            "busy": statistics.mean(r["busy"] for r in runs)}  # fmt: skip
 
 
 if __name__ == "__main__":
