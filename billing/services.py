@@ -131,8 +131,17 @@ def hold_place_with_row(*, tenant_id: int, reference, tokens: int, row: tuple[st
         return None
     hold = _entry(kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference))
     hold.tenant_id = tenant_id
-    written = balance_move_returning(tenant_id=tenant_id, entries=[hold], need=tokens, also=row)
+    written = _own_statement(lambda: balance_move_returning(tenant_id=tenant_id, entries=[hold], need=tokens, also=row))
     return _counted(written)[0] if written else None
+
+
+def _own_statement(write):
+    """Run a one-statement write; inside a caller's transaction in a savepoint, so that an error in it (an
+    IntegrityError the caller handles) does not leave the caller's transaction unusable."""
+    if connection.in_atomic_block:
+        with transaction.atomic():
+            return write()
+    return write()
 
 
 def hold_extend(*, tenant_id: int, reference, tokens: int, on: str = "transcription", message: str = "") -> LedgerEntry:
@@ -185,7 +194,7 @@ def hold_settle_with_row(
         return None
     for entry in entries:
         entry.tenant_id = tenant_id
-    written = balance_move_returning(tenant_id=tenant_id, entries=entries, need=None, first=row)
+    written = _own_statement(lambda: balance_move_returning(tenant_id=tenant_id, entries=entries, need=None, first=row))
     if not written:
         return None
     _counted(written)

@@ -86,12 +86,7 @@ def _finalize_at_once(t: Transcription, *, tokens: int, result: dict) -> bool:
     status, attempt, held = t.status, t.attempt, t.held_tokens
     _set_result(t, tokens=tokens, held=held, **result)
     write = transcription_write_guarded(t, FINAL_FIELDS, status=status, attempt=attempt, held=held)
-    settle = {"tenant_id": t.tenant_id, "reference": t.pk, "held": held, "tokens": tokens, "row": write}
-    if connection.in_atomic_block:  # inside a caller's transaction: a savepoint keeps an error ours
-        with transaction.atomic():
-            settled = hold_settle_with_row(**settle)
-    else:
-        settled = hold_settle_with_row(**settle)
+    settled = hold_settle_with_row(tenant_id=t.tenant_id, reference=t.pk, held=held, tokens=tokens, row=write)
     if settled is None:
         t.status = status  # as claimed: the transaction path reads the row again and decides
         return False

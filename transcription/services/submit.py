@@ -229,12 +229,9 @@ def _insert_and_hold_at_once(transcription: Transcription) -> bool:
     PostgreSQL): _insert_with_hold then decides, and answers 402 with the balance it was refused against."""
     transcription.enqueued_at = timezone.now()
     row = rows_sql.insert_with_balance_move(transcription)
-    hold = {"tenant_id": transcription.tenant_id, "reference": transcription.pk, "tokens": transcription.held_tokens}
-    if connection.in_atomic_block:  # inside a caller's transaction: a savepoint keeps an IntegrityError ours
-        with transaction.atomic():
-            placed = hold_place_with_row(**hold, row=row)
-    else:
-        placed = hold_place_with_row(**hold, row=row)
+    placed = hold_place_with_row(
+        tenant_id=transcription.tenant_id, reference=transcription.pk, tokens=transcription.held_tokens, row=row
+    )
     if placed is None:
         return False
     transcription._state.adding, transcription._state.db = False, connection.alias
