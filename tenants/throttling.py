@@ -72,7 +72,8 @@ class SlidingLogThrottle(SimpleRateThrottle):
             self.count, self.oldest = len(self.history), (self.history[-1] if self.history else None)
             return allowed
         self.now = self.timer()
-        key = cache.make_and_validate_key(self.key)
+        # Not DRF's key: that one may still hold DRF's pickled history (a string), which the script cannot use.
+        key = cache.make_and_validate_key(f"{self.key}:log")
         client = cache._cache.get_client(key, write=True)  # Django's RedisCacheClient: this server's redis-py client
         member = f"{self.now!r}:{os.urandom(6).hex()}"
         allowed, count, oldest = _sliding_log_script(client)(

@@ -89,7 +89,7 @@ def test_redis_log_headers_retry_after_and_window(redis_cache):
     assert throttle.allow_request(_Request(), None)
     assert throttle.rate_headers()["RateLimit-Remaining"] == "0"
     client = redis_cache._cache.get_client(write=True)
-    key = redis_cache.make_and_validate_key("throttle_test_key")
+    key = redis_cache.make_and_validate_key("throttle_test_key:log")
     assert client.zcard(key) == 3 and 0 < client.pttl(key) <= 60_000
 
 
@@ -115,3 +115,11 @@ def test_the_api_throttles_through_redis(api_client, settings):
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert [r["RateLimit-Remaining"] for r in responses] == ["1", "0", "0"]
     assert int(responses[2]["Retry-After"]) > 0
+
+
+def test_a_history_left_by_drf_under_the_old_key_does_not_break_it(redis_cache):
+    """Before this throttle, DRF's kept a pickled list under the key; it may still be there after an upgrade."""
+    redis_cache.set("throttle_test_key", [1.0, 2.0], 60)
+    throttle = _throttle(redis_cache, "3/min")()
+    assert throttle.allow_request(_Request(), None)
+    assert throttle.rate_headers()["RateLimit-Remaining"] == "2"
