@@ -7,6 +7,14 @@ find them taken and skip. The model's own CPU is what the 'ASR batch' log lines 
 
     DJANGO_SETTINGS_MODULE=portal.settings.test DATABASE_URL=postgres://postgres@127.0.0.1:5432/test Q_BROKER=orm \
       .venv/bin/python bench/worker_cpu.py [--jobs 40] [--rounds 3] [--max-jobs 16] [--profile out.prof]
+
+`--raw` also prints the service's speed against the raw model's: the worker's jobs per second (wall, one process,
+everything a job costs it) next to funasr's own AutoModel.generate() on the same clip, batched as the service's
+median batch, in the same process on the same device. That is issue 13's GPU check (service >= 0.9 of the raw
+model's batched speed), prepared for a machine with CUDA (SQLite test database, no server needed):
+
+    ASR_MODEL=var/bench-models/sensevoice_full ASR_DEVICE=cuda Q_BROKER=orm DJANGO_SETTINGS_MODULE=portal.settings.test \
+      .venv/bin/python bench/worker_cpu.py --jobs 64 --rounds 2 --raw
 """
 
 from __future__ import annotations
@@ -119,6 +127,31 @@ class _Results:
         self.outcomes.append(task["result"])
 
 
+def _raw_clips_per_s(engine, samples, batch: int, rounds: int = 5) -> float:
+    """funasr's own batched generate() on the clip's samples: clips per second (wall), after a warm-up call."""
+    model = engine.load()  # the funasr AutoModel the engine loaded: same weights, device and threads
+    pieces = [samples] * batch
+    model.generate(input=pieces, batch_size=batch, language="auto", use_itn=True, disable_pbar=True)
+    started = time.perf_counter()
+    for _ in range(rounds):
+        model.generate(input=pieces, batch_size=batch, language="auto", use_itn=True, disable_pbar=True)
+    return rounds * batch / (time.perf_counter() - started)
+
+
+def _report_device_memory(engine) -> None:
+    """On CUDA: what the model holds, then what is left once the engine is closed (it must give it back)."""
+    if not str(engine.device).startswith("cuda"):
+        return
+    import torch
+
+    device = torch.device(engine.device)
+    print(f"{torch.cuda.get_device_name(device)}: {torch.cuda.memory_allocated(device) / 2**20:.0f} MiB allocated "
+          "with the model loaded", end="")  # fmt: skip
+    engine.close()
+    print(f", {torch.cuda.memory_allocated(device) / 2**20:.0f} MiB after close "
+          f"({torch.cuda.memory_reserved(device) / 2**20:.0f} MiB reserved)")  # fmt: skip
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--jobs", type=int, default=40)
@@ -127,6 +160,7 @@ def main() -> None:
     parser.add_argument("--profile", help="write a cProfile (CPU time) of the measured calls here")
     parser.add_argument("--queries", action="store_true", help="print the SQL of the last round")
     parser.add_argument("--breakdown", action="store_true", help="CPU per job inside the main worker calls")
+    parser.add_argument("--raw", action="store_true", help="the service's jobs/s against the raw model's clips/s")
     args = parser.parse_args()
 
     import django
@@ -178,7 +212,7 @@ def main() -> None:
 
             profiler = cProfile.Profile(time.process_time)  # CPU, not waits on the database
         serial = 0
-        per_job = []
+        per_job, walls, sizes = [], [], []
         for round_no in range(args.rounds + 1):  # round 0 warms up (imports, first VAD session, caches)
             ids = []
             for _ in range(args.jobs):
@@ -209,6 +243,8 @@ def main() -> None:
                 continue
             worker = (cpu_ms - handler.ms) / len(ids)
             per_job.append(worker)
+            walls.append(wall_ms / len(ids))
+            sizes += handler.batches
             print(
                 f"round {round_no}: {len(ids)} jobs in {len(handler.batches)} batches; CPU {cpu_ms / len(ids):.2f} ms/job,"
                 f" model {handler.ms / len(ids):.2f}, worker outside the model {worker:.2f} ms/job"
@@ -234,6 +270,14 @@ def main() -> None:
         print(f"a skipped task (django-q2's handling and the check): median {statistics.median(skipped):.3f} ms CPU")
         if profiler is not None:
             profiler.dump_stats(args.profile)
+        if args.raw:
+            batch = max(1, round(statistics.median(sizes or [1])))
+            raw = _raw_clips_per_s(engine, clip, batch)
+            service = 1000 / statistics.median(walls)
+            print(f"device {engine.device}: service {service:.1f} jobs/s (one worker process, wall) vs the raw model "
+                  f"{raw:.1f} clips/s (AutoModel.generate, batch {batch}): ratio {service / raw:.2f} "
+                  "(target on a GPU: >= 0.90)")  # fmt: skip
+            _report_device_memory(engine)
     finally:
         connection.creation.destroy_test_db(old_name, verbosity=0)
 
