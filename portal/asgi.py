@@ -1,6 +1,6 @@
 """ASGI entry point: the web tier (uvicorn). Production settings unless DJANGO_SETTINGS_MODULE says otherwise
 (`make run` and the tests set it). WebSockets to /v1/realtime are relayed to the stream worker
-(portal.realtime_proxy); everything else is Django."""
+(portal.realtime_proxy); everything else is Django, API paths through a handler without the browser pages' middleware."""
 
 import os
 
@@ -11,9 +11,13 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "portal.settings.production")
 os.environ.setdefault("TINGXIE_PROCESS", "web")
 django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 
-from portal.asgi_threads import PooledThreadsASGIHandler  # noqa: E402  (after Django's setup)
+from django.conf import settings  # noqa: E402
+
+from portal.asgi_threads import API_PATH_PREFIXES, PathRouter, PooledThreadsASGIHandler, api_middleware  # noqa: E402
 from portal.realtime_proxy import RealtimeProxy  # noqa: E402
 
 django_application = PooledThreadsASGIHandler()
+# API paths skip the browser pages' middleware (portal.asgi_threads.api_middleware).
+api_application = PooledThreadsASGIHandler(middleware=api_middleware(settings.MIDDLEWARE))
 
-application = RealtimeProxy(django_application)
+application = RealtimeProxy(PathRouter(api_application, django_application, API_PATH_PREFIXES))
