@@ -10,35 +10,9 @@ import pytest
 from django.conf import settings
 
 from portal.asgi_threads import API_PATH_PREFIXES, PathRouter, PooledThreadsASGIHandler, api_middleware
+from tests.asgi_client import asgi_get
 
 BROWSER_ONLY = ("Session", "Csrf", "Authentication", "Message", "allauth", "Timezone", "WhiteNoise")
-
-
-async def _call(app, path: str, headers: dict[str, str] | None = None) -> tuple[int, dict[str, str], bytes]:
-    """One GET through an ASGI app, as uvicorn drives it: status, headers (lower-case names), body."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": path, "raw_path": path.encode(), "query_string": b"", "root_path": "",
-        "headers": [(b"host", b"testserver")] + [(k.lower().encode(), v.encode()) for k, v in (headers or {}).items()],
-        "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-    }  # fmt: skip
-    sent: list[dict] = []
-    requested = False
-
-    async def receive():
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays connected
-
-    async def send(message):
-        sent.append(message)
-
-    await app(scope, receive, send)
-    start = sent[0]
-    names = {k.decode().lower(): v.decode() for k, v in start["headers"]}
-    return start["status"], names, b"".join(m.get("body", b"") for m in sent[1:])
 
 
 def _chain(handler) -> list[str]:
@@ -78,9 +52,9 @@ def test_api_paths_answer_as_through_the_whole_chain(api_key):
                      API_PATH_PREFIXES)  # fmt: skip
 
     async def main():
-        return [await _call(a, "/api/v1/balance", auth) for a in (app, full)], [
-            await _call(app, "/api/v1/nope", auth), await _call(app, "/api/v1/balance"),
-            await _call(app, "/accounts/login/"),
+        return [await asgi_get(a, "/api/v1/balance", headers=auth) for a in (app, full)], [
+            await asgi_get(app, "/api/v1/nope", headers=auth), await asgi_get(app, "/api/v1/balance"),
+            await asgi_get(app, "/accounts/login/"),
         ]  # fmt: skip
 
     (lean, whole), (missing, unauthorized, login_page) = asyncio.run(main())

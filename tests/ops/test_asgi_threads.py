@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 
 import pytest
@@ -10,6 +11,7 @@ from django.http import JsonResponse
 from django.urls import path
 
 from portal.asgi_threads import PooledThreadsASGIHandler, ThreadPool
+from tests.asgi_client import asgi_get
 
 _gate = threading.Event()
 _seen: list[threading.Thread] = []  # the threads themselves, kept alive: an ended thread's ident can come back
@@ -26,30 +28,10 @@ urlpatterns = [path("whoami", whoami)]
 
 
 async def call(app, query: str = "") -> dict:
-    """One GET through the ASGI handler, as uvicorn drives it; the JSON body."""
-    scope = {
-        "type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "GET", "scheme": "http",
-        "path": "/whoami", "raw_path": b"/whoami", "query_string": query.encode(), "root_path": "",
-        "headers": [(b"host", b"testserver")], "client": ("127.0.0.1", 1), "server": ("testserver", 80),
-    }  # fmt: skip
-    sent: list[dict] = []
-    requested = False
-
-    async def receive():
-        nonlocal requested
-        if not requested:
-            requested = True
-            return {"type": "http.request", "body": b"", "more_body": False}
-        await asyncio.Event().wait()  # the client stays connected
-
-    async def send(message):
-        sent.append(message)
-
-    await app(scope, receive, send)
-    assert sent[0]["status"] == 200, sent
-    import json
-
-    return json.loads(b"".join(m.get("body", b"") for m in sent[1:]))
+    """One GET of /whoami through the ASGI handler; the JSON body."""
+    status, _headers, body = await asgi_get(app, "/whoami", query=query)
+    assert status == 200, body
+    return json.loads(body)
 
 
 @pytest.mark.urls(__name__)
