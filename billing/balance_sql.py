@@ -28,7 +28,7 @@ def _columns() -> tuple:
 
 @functools.cache
 def _statement(n: int, guarded: bool, also: str = "", first: str = "") -> str:
-    """The SQL for `n` entries: params are those of `first` (a data-modifying statement returning a row when the
+    """The SQL for `n` entries: params are those of `first` (a statement returning a row when the
     balance may move: the balance moves only then), the two summed deltas, the time, the tenant id, `need` if
     guarded, then the params of `also` (a data-modifying statement run with it, reading the CTE `acc`: the new
     balance, one row when the balance moved, none when not), then per entry its two running-balance offsets and
@@ -74,9 +74,9 @@ def balance_move_returning(
     balances set), or None when nothing was written: the balance was short or the account row is missing.
     `also`: (sql, params) of one more data-modifying statement of the same statement, e.g. the INSERT of the row
     the entries reference, as `INSERT ... SELECT ... FROM acc` so that it happens only when the balance moved
-    (foreign keys are checked at the end of the statement). `first`: (sql, params) of a data-modifying statement
-    that must return a row for anything to be written, e.g. the guarded UPDATE of that row (it runs first and takes
-    that row's lock first, the lock order of billing.lock_objects). Their SQL must be the same text for the same
+    (foreign keys are checked at the end of the statement). `first`: (sql, params) of a statement (a query, or a
+    data-modifying one) that must return a row for anything to be written, e.g. the guarded UPDATE of that row
+    (it runs first and takes that row's lock first, the lock order of billing.lock_objects). Their SQL must be the same text for the same
     shape (the statement is built once per shape).
     """
     fields = _columns()

@@ -119,19 +119,31 @@ def hold_place(*, tenant_id: int, reference, tokens: int, on: str = "transcripti
     )
 
 
-def hold_place_with_row(*, tenant_id: int, reference, tokens: int, row: tuple[str, list], on: str = "transcription"):
+def hold_place_with_row(
+    *,
+    tenant_id: int,
+    reference,
+    tokens: int,
+    row: tuple[str, list],
+    on: str = "transcription",
+    only_if: tuple[str, list] | None = None,
+):
     """PostgreSQL: insert the hold's row and place the hold in one statement, its own transaction when called
     outside one (no BEGIN and COMMIT round trips, and the balance row is locked only while that statement runs).
 
     `row`: (sql, params) of `INSERT INTO <the row's table> ... SELECT ... FROM acc` (see balance_move_returning).
-    Returns the hold entry, or None when nothing was written (the balance is short, there is no account row yet,
-    or the database is not PostgreSQL): the caller then goes the usual way (hold_place), which answers 402.
+    `only_if`: (sql, params) of a query that must return a row for anything to be written (checked in the same
+    statement). Returns the hold entry, or None when nothing was written (the balance is short, there is no
+    account row yet, `only_if` found nothing, or the database is not PostgreSQL): the caller then goes the
+    usual way (hold_place), which answers 402.
     """
     if not (SINGLE_STATEMENT and connection.vendor == "postgresql"):
         return None
     hold = _entry(kind=Kind.HOLD, available_delta=-tokens, held_delta=tokens, **_on(on, reference))
     hold.tenant_id = tenant_id
-    written = _own_statement(lambda: balance_move_returning(tenant_id=tenant_id, entries=[hold], need=tokens, also=row))
+    written = _own_statement(
+        lambda: balance_move_returning(tenant_id=tenant_id, entries=[hold], need=tokens, also=row, first=only_if)
+    )
     return _counted(written)[0] if written else None
 
 

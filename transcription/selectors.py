@@ -119,15 +119,27 @@ def _tenant_id(tenant) -> int:
     return tenant if isinstance(tenant, int) else tenant.pk
 
 
-def transcription_cached_result(*, tenant, sha256: str, options_hash: str, model: str) -> Transcription | None:
-    """A finished job of the SAME tenant with identical audio and options (never across tenants); the latest."""
-    pk = _first_pk(
+def _cached_where(*, tenant, sha256: str, options_hash: str, model: str) -> tuple[str, list]:
+    return (
         f"{_col('tenant')} = %s AND {_col('sha256')} = %s AND {_col('options_hash')} = %s AND {_col('model')} = %s "
         f"AND {_col('status')} = %s AND {_col('deleted_at')} IS NULL",
-        f"{_col('finished_at')} DESC",
         [_tenant_id(tenant), sha256, options_hash, model, Transcription.Status.SUCCEEDED.value],
     )
+
+
+def transcription_cached_result(*, tenant, sha256: str, options_hash: str, model: str) -> Transcription | None:
+    """A finished job of the SAME tenant with identical audio and options (never across tenants); the latest."""
+    where, params = _cached_where(tenant=tenant, sha256=sha256, options_hash=options_hash, model=model)
+    pk = _first_pk(where, f"{_col('finished_at')} DESC", params)
     return Transcription.objects.filter(pk=pk).first() if pk is not None else None
+
+
+def no_cached_result_sql(*, tenant, sha256: str, options_hash: str, model: str) -> tuple[str, list]:
+    """(sql, params) of a query that returns one row when transcription_cached_result() would find nothing: the
+    guard of a submit's one-statement write (transcription.services.submit), which spares it the lookup's own
+    round trip when there is no cached result, as for nearly every submit."""
+    where, params = _cached_where(tenant=tenant, sha256=sha256, options_hash=options_hash, model=model)
+    return f"SELECT 1 WHERE NOT EXISTS (SELECT 1 FROM {rows_sql.table()} WHERE {where})", params  # noqa: S608
 
 
 def transcription_identical(*, tenant, sha256: str, request_hash: str, finished_since: datetime | None = None):

@@ -12,11 +12,12 @@ from transcription import services
 from transcription.engines import get_engine
 from transcription.models import Transcription
 
-# Submit: the API key (1), the cache lookup (1), the row and its hold in one statement of its own (PostgreSQL:
-# billing.hold_place_with_row; no BEGIN/COMMIT), and the queue hop: 4 (7 when the row, the hold, BEGIN and COMMIT
-# were four; 9 before the hold was one statement). SQLite keeps the transaction and the ORM money write.
-SUBMIT_MAX_QUERIES = 4
-SUBMIT_SQLITE_EXTRA = 5
+# Submit: the API key (1), the row and its hold in one statement of its own that also checks there is no cached
+# result (PostgreSQL: billing.hold_place_with_row; no BEGIN/COMMIT, no lookup of its own), and the queue hop: 3
+# (4 with the cache lookup apart; 7 when the row, the hold, BEGIN and COMMIT were four; 9 before the hold was one
+# statement). SQLite keeps the lookup, the transaction and the ORM money write.
+SUBMIT_MAX_QUERIES = 3
+SUBMIT_SQLITE_EXTRA = 6
 # Worker, per transcription when 4 are batched: the finalize, one statement on PostgreSQL (the row's guarded write
 # and the settle, transcription.services.finalize), plus a quarter of the shared claims and polls (14 for the 4):
 # 18 for 4, 4.5 each (8.5 when the finalize was a transaction of 5, 10.5 before the money write was one statement).

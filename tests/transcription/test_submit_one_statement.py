@@ -83,3 +83,39 @@ def _submit_cost() -> int:
     from transcription.engines import engine_model_name
 
     return hold_amount(duration_s=1.5, model=engine_model_name())
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_cached_result_stops_the_one_statement_write_and_the_submit_answers_from_it(monkeypatch):
+    """The one statement also checks that there is no cached result: with one, it writes nothing (no row, no money),
+    and the submit looks the result up and answers from it, billed once, as before."""
+    postgres_required()
+    from transcription import services
+    from transcription.services import submit
+
+    tenant = TenantFactory()
+    tokens_grant(tenant=tenant, tokens=1_000, memo="start")
+    first = _submit(tenant)
+    assert services.transcription_run(transcription_id=first.pk) == "succeeded"
+    placed: list = []
+    original = submit.hold_place_with_row
+
+    def recording(**kwargs):
+        placed.append(original(**kwargs))
+        return placed[-1]
+
+    monkeypatch.setattr(submit, "hold_place_with_row", recording)
+    balance = BalanceAccount.objects.get(tenant=tenant).available
+    again = _submit(tenant)
+    assert placed == [None]  # the one statement wrote nothing
+    again.refresh_from_db()
+    assert again.status == Transcription.Status.SUCCEEDED and again.cache_hit and again.cache_source_id == first.pk
+    assert BalanceAccount.objects.get(tenant=tenant).available == balance - again.billed_tokens
+    kinds = list(LedgerEntry.objects.filter(transcription=again).order_by("id").values_list("kind", flat=True))
+    assert kinds == (["hold", "release", "debit"] if again.billed_tokens else ["hold", "release"])  # billed once
+    assert Transcription.objects.filter(tenant=tenant).count() == 2
+    assert_ledger_invariant(tenant)
+    # Different options: no cached result, the one statement stores it.
+    upload = SimpleUploadedFile("a.wav", tone_wav(1.5, freq=300.0), content_type="audio/wav")
+    other = transcription_create(tenant=tenant, uploaded_file=upload, options={"language": "en"})
+    assert placed[-1] is not None and other.status == Transcription.Status.QUEUED

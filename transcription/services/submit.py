@@ -19,7 +19,7 @@ from transcription import instruments, rows_sql
 from transcription.constants import LANGUAGES
 from transcription.engines import engine_model_name
 from transcription.models import Transcription
-from transcription.selectors import transcription_cached_result, transcription_identical
+from transcription.selectors import no_cached_result_sql, transcription_cached_result, transcription_identical
 from transcription.services.common import Status, audio_discard, transcription_enqueue, webhook_enqueue
 from transcription.services.hotwords import hotwords_merge
 from transcription.services.speakers import speaker_options_normalize
@@ -148,9 +148,6 @@ def transcription_create(
         info = probe(uploaded_file.file)
     model = engine_model_name()
     options_hash = _digest({"options": opts, "model": model})
-    cached = transcription_cached_result(tenant=tenant, sha256=sha, options_hash=options_hash, model=model)
-    # A cache hit is billed from the stored result: hold what its decoded length needs, not only the probe's.
-    held_s = max(info.duration_s, cached.duration_s or 0.0) if cached is not None else info.duration_s
     transcription = Transcription(
         tenant=tenant,
         api_key=api_key,
@@ -166,12 +163,19 @@ def transcription_create(
         idempotency_key=idempotency_key or None,
         request_hash=request_hash,
         probed_duration_s=info.duration_s,
-        held_tokens=hold_amount(duration_s=held_s, model=model),
+        held_tokens=hold_amount(duration_s=info.duration_s, model=model),
     )
     uploaded_file.seek(0)
     transcription.audio.save(transcription.pk.hex, File(uploaded_file), save=False)
     try:
-        if cached is not None or attach or not _insert_and_hold_at_once(transcription):
+        # PostgreSQL, no cached result (nearly every submit): the row and its hold in one statement, which also
+        # checks that there is no cached result, so the lookup costs no round trip of its own.
+        if attach or not _insert_and_hold_at_once(transcription):
+            cached = transcription_cached_result(tenant=tenant, sha256=sha, options_hash=options_hash, model=model)
+            if cached is not None:
+                # A cache hit is billed from the stored result: hold what its decoded length needs too.
+                held_s = max(info.duration_s, cached.duration_s or 0.0)
+                transcription.held_tokens = hold_amount(duration_s=held_s, model=model)
             _insert_with_hold(transcription, cached, attach=attach)
     except _Identical as identical:
         audio_discard(transcription.audio.name)
@@ -226,11 +230,22 @@ def _insert_and_hold_at_once(transcription: Transcription) -> bool:
     one round trip instead of four (BEGIN, INSERT, the money write, COMMIT), and the tenant's balance row, which
     every submit and finalize of the tenant writes, is locked only while that statement runs (issue 13: twenty
     clients of one tenant queued on it). False when it wrote nothing (balance short, no account row yet; or not
-    PostgreSQL): _insert_with_hold then decides, and answers 402 with the balance it was refused against."""
+    PostgreSQL; or a cached result exists): the caller then looks for the cached result, and _insert_with_hold
+    decides, and answers 402 with the balance it was refused against."""
     transcription.enqueued_at = timezone.now()
     row = rows_sql.insert_with_balance_move(transcription)
+    no_cache = no_cached_result_sql(
+        tenant=transcription.tenant_id,
+        sha256=transcription.sha256,
+        options_hash=transcription.options_hash,
+        model=transcription.model,
+    )
     placed = hold_place_with_row(
-        tenant_id=transcription.tenant_id, reference=transcription.pk, tokens=transcription.held_tokens, row=row
+        tenant_id=transcription.tenant_id,
+        reference=transcription.pk,
+        tokens=transcription.held_tokens,
+        row=row,
+        only_if=no_cache,
     )
     if placed is None:
         return False
