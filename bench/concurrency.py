@@ -10,7 +10,7 @@ requests per job) and through the OpenAI-compatible endpoint, the same single re
 p95 is printed over all submits and "steady" (without each client's first, which all clients send at once). The
 peer runs before and after our configurations: the ratios are to the mean of its two runs.
 
-    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 25] [--full-per-client 3]
+    .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 25] [--full-per-client 5]
 """
 
 from __future__ import annotations
@@ -234,7 +234,12 @@ def main() -> None:
     parser.add_argument("--models", default="tiny,full")
     parser.add_argument("--clients", type=int, default=20)
     parser.add_argument("--per-client", type=int, default=25, help="requests per client with the tiny model")
-    parser.add_argument("--full-per-client", type=int, default=3, help="requests per client with the full-size model")
+    parser.add_argument(
+        "--full-per-client",
+        type=int,
+        default=5,
+        help="requests per client with the full-size model (5: 80 steady submits, whose p95 is not one sample)",
+    )
     parser.add_argument("--configs", default="", help="semicolon-separated labels to run (default: all)")
     args = parser.parse_args()
     clip = fixture_speech(CLIP_S)
