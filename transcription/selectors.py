@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import uuid
 from datetime import date, datetime, time, timedelta
 from time import monotonic
@@ -119,12 +120,18 @@ def _tenant_id(tenant) -> int:
     return tenant if isinstance(tenant, int) else tenant.pk
 
 
-def _cached_where(*, tenant, sha256: str, options_hash: str, model: str) -> tuple[str, list]:
+@functools.cache
+def _cached_where_sql() -> str:
+    """The cache lookup's condition (quoted names only; built once, as every submit uses it)."""
     return (
         f"{_col('tenant')} = %s AND {_col('sha256')} = %s AND {_col('options_hash')} = %s AND {_col('model')} = %s "
-        f"AND {_col('status')} = %s AND {_col('deleted_at')} IS NULL",
-        [_tenant_id(tenant), sha256, options_hash, model, Transcription.Status.SUCCEEDED.value],
+        f"AND {_col('status')} = %s AND {_col('deleted_at')} IS NULL"
     )
+
+
+def _cached_where(*, tenant, sha256: str, options_hash: str, model: str) -> tuple[str, list]:
+    params = [_tenant_id(tenant), sha256, options_hash, model, Transcription.Status.SUCCEEDED.value]
+    return _cached_where_sql(), params
 
 
 def transcription_cached_result(*, tenant, sha256: str, options_hash: str, model: str) -> Transcription | None:
