@@ -22,10 +22,11 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from asgiref.sync import sync_to_async
-from django.db import connections
+from django.db import connections, router
 from django.db.models import Model
 from rest_framework.response import Response
 
+from portal.model_rows import ModelColumns
 from portal.pg_listen import Listener
 
 logger = logging.getLogger(__name__)
@@ -128,6 +129,7 @@ class ColumnWatch:
         self._executor: ThreadPoolExecutor | None = None
         self._executor_lock = threading.Lock()
         self._loops: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _LoopWatch] = weakref.WeakKeyDictionary()
+        self._statements: dict[tuple[str, int], tuple[str, ModelColumns]] = {}
 
     async def wait(
         self, pk: Any, *, timeout_s: float, release: bool = True, since: float | None = None
@@ -228,14 +230,41 @@ class ColumnWatch:
         return self._reached(list(pks)) if pks else {}
 
     def _reached(self, pks: list[Any]) -> dict[Any, Model]:
-        """The rows that got there, whole (few per tick): their waiters need not read them again."""
+        """The rows that got there, whole (few per tick): their waiters need not read them again. One statement
+        written once per number of ids (portal.model_rows): compiling the ORM's query on every look cost more
+        than running it (issue 13)."""
+        using = router.db_for_read(self.model)
+        connection = connections[using]
+        pk_field = self.model._meta.pk
         found: dict[Any, Model] = {}
         for i in range(0, len(pks), self.BATCH):
-            rows = self.model._default_manager.filter(
-                pk__in=pks[i : i + self.BATCH], **{f"{self.field}__in": self.values}
-            ).order_by()  # the model's ordering would be compiled on every look, for nothing
-            found.update((row.pk, row) for row in rows)
+            chunk = pks[i : i + self.BATCH]
+            sql, columns = self._statement(using, len(chunk))
+            params = [pk_field.get_db_prep_value(pk, connection) for pk in chunk] + list(self.values)
+            with connection.cursor() as cursor:
+                cursor.execute(sql, params)
+                rows = cursor.fetchall()
+            for values in rows:
+                row = columns.instance(values)
+                found[row.pk] = row
         return found
+
+    def _statement(self, using: str, count: int) -> tuple[str, ModelColumns]:
+        """SELECT the whole rows among `count` ids whose field is in `values` (cached per database and count)."""
+        cached = self._statements.get((using, count))
+        if cached is None:
+            quote = connections[using].ops.quote_name
+            meta = self.model._meta
+            columns = ModelColumns(self.model, "w", using=using)
+            marks = ", ".join(["%s"] * count)
+            field_marks = ", ".join(["%s"] * len(self.values))
+            sql = (
+                f"SELECT {columns.sql} FROM {quote(meta.db_table)} w "  # noqa: S608 - names from _meta only
+                f"WHERE w.{quote(meta.pk.column)} IN ({marks}) "
+                f"AND w.{quote(meta.get_field(self.field).column)} IN ({field_marks})"
+            )
+            cached = self._statements[(using, count)] = (sql, columns)
+        return cached
 
     def _get_executor(self) -> ThreadPoolExecutor:
         with self._executor_lock:
