@@ -4,8 +4,8 @@ A benchmark never touches what it did not create. It takes from the environment 
 BENCH_PORT / BENCH_PEER_PORT (default: a free port), BENCH_REDIS_URL (default redis://127.0.0.1:6379/14;
 the Redis broker runs refuse a database where a django-q2 queue already lives, and delete only their own
 keys afterwards), BENCH_POSTGRES_URL (the server where fresh_postgres() creates, then drops, its own
-database named BENCH_DATABASE_NAME, default tingxie_bench_<pid>). SQLite databases and media files live
-in a temporary directory.
+database named BENCH_DATABASE_NAME, default tingxie_bench_<pid>), BENCH_WEB_WORKERS (uvicorn processes of our
+web tier, default 1; the peer keeps its own one). SQLite databases and media files live in a temporary directory.
 """
 
 from __future__ import annotations
@@ -149,7 +149,8 @@ class Stack:
         self.key = self._manage("create_api_key", "bench").strip().splitlines()[-1]
         self._spawn("web", [str(ROOT / ".venv/bin/uvicorn"), "portal.asgi:application", "--host", "127.0.0.1",
                             "--port", str(self.port), "--lifespan", "off", "--no-access-log",
-                            "--timeout-graceful-shutdown", "2"])  # fmt: skip
+                            "--timeout-graceful-shutdown", "2",
+                            "--workers", os.environ.get("BENCH_WEB_WORKERS", "1")])  # fmt: skip
         if asr:
             self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr", **(asr_env or {})})
         self._wait_healthy()
