@@ -8,12 +8,15 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.utils import timezone
 from rest_framework import serializers
 
+from portal.serializer_fields import CopiedFieldsMixin
 from transcription.constants import LANGUAGES
 from transcription.diarize import MAX_SPEAKERS
 from transcription.models import Transcription
 
 
-class TranscriptionCreateSerializer(serializers.Serializer):
+class TranscriptionCreateSerializer(CopiedFieldsMixin, serializers.Serializer):
+    """One per submit: its fields are copied, not rebuilt (portal.serializer_fields)."""
+
     file = serializers.FileField(
         allow_empty_file=True, help_text="Audio: wav, mp3, m4a, flac, ogg, opus, webm or mp4 audio."
     )
