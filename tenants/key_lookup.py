@@ -4,7 +4,8 @@ its tenant, the rows ApiKeyManager.get_usable_keys().get(prefix=...) reads (sele
 The ORM compiled that filter, join and select anew on every request: about a fifth of the web tier's CPU under
 load (issue 13). The statement text comes from the models' metadata, the values go through the same converters
 the ORM applies (SQLCompiler.apply_converters), and the instances are built with Model.from_db
-(portal.model_rows), the tenant cached on the key as select_related caches it. Checking the secret stays with the library (AbstractAPIKey.is_valid).
+(portal.model_rows), the tenant cached on the key as select_related caches it. Checking the secret stays with the
+library (AbstractAPIKey.is_valid).
 """
 
 from __future__ import annotations
