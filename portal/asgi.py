@@ -14,6 +14,7 @@ django.setup(set_prefix=False)  # as django.core.asgi.get_asgi_application does
 from django.conf import settings  # noqa: E402
 
 from portal.asgi_threads import API_PATH_PREFIXES, PathRouter, PooledThreadsASGIHandler, api_middleware  # noqa: E402
+from portal.gc_freeze import freeze_web_start_up  # noqa: E402
 from portal.realtime_proxy import RealtimeProxy  # noqa: E402
 
 django_application = PooledThreadsASGIHandler()
@@ -21,3 +22,5 @@ django_application = PooledThreadsASGIHandler()
 api_application = PooledThreadsASGIHandler(middleware=api_middleware(settings.MIDDLEWARE))
 
 application = RealtimeProxy(PathRouter(api_application, django_application, API_PATH_PREFIXES))
+
+freeze_web_start_up()  # last: what start-up made lives as long as the process (portal.gc_freeze)

@@ -40,16 +40,18 @@ def test_each_worker_loads_its_model_when_the_cluster_starts(tenant, grant, medi
 
         processes = set(_descendants(worker.proc.pid))
         before = worker.log()
-        warm = re.findall(r"Worker (\d+) warm: model \S+ on cpu in [\d.]+ s", before)
+        warm = re.findall(r"Worker (\d+) warm: model \S+ on cpu in [\d.]+ s, (\d+) objects frozen", before)
         loads = before.count("Loaded ASR model")
         job = _job(tenant)  # submitted only now: the loads above happened before any job existed
         wait_for(lambda: Transcription.objects.filter(pk=job.pk, status="succeeded").exists(), timeout=60,
                  message="the job")  # fmt: skip
     finally:
         worker.stop()
-    assert len(warm) == 2 and len(set(warm)) == 2, before[-3000:]
-    assert {int(pid) for pid in warm} <= processes  # both are worker processes of this cluster
+    assert len(warm) == 2 and len({pid for pid, _frozen in warm}) == 2, before[-3000:]
+    assert {int(pid) for pid, _frozen in warm} <= processes  # both are worker processes of this cluster
     assert loads == 2
+    # Each froze its model and modules (portal.gc_freeze): a full collection no longer walks them.
+    assert all(int(frozen) > 100_000 for _pid, frozen in warm), warm
     assert worker.log().count("Loaded ASR model") == 2, "the first job loaded nothing more"
 
 

@@ -14,7 +14,8 @@ Here the signal handler only notes the first signal; the main loop then stops th
   sweeper queues it again (the job row is the truth, not django-q2's task).
 
 Warm start (settings.Q_WORKER_WARMUP, by cluster name; the asr cluster loads its model): each worker process
-runs the warm-up callable when it spawns, before it reads a task, so no job pays for the model load. Until
+runs the warm-up callable when it spawns, before it reads a task, so no job pays for the model load (then
+freezes what it made: portal.gc_freeze). Until
 every worker of the first pool reported success, the pusher pulls nothing from the broker. A worker whose
 warm-up fails stops the cluster: one log line says why and what to set, the command exits with status 1,
 and no job is taken (they stay queued for a cluster that can run them).
@@ -40,6 +41,7 @@ from django_q.conf import Conf, logger
 from django_q.management.commands import qcluster
 from django_q.signals import post_spawn
 
+from portal.gc_freeze import freeze_long_lived
 from portal.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 
 # The sentinel dies this soon after a group SIGTERM (default action); give it that long to show it.
@@ -101,7 +103,10 @@ class WarmStart:
             self.reports.put(("failed", os.getpid(), _one_line(exc)))
             while True:  # never reach the task loop; the command stops the cluster
                 time.sleep(60)
-        self.reports.put(("ok", os.getpid(), f"{loaded} in {time.monotonic() - started:.1f} s"))
+        frozen = freeze_long_lived()  # the model lives as long as the worker (portal.gc_freeze)
+        self.reports.put(
+            ("ok", os.getpid(), f"{loaded} in {time.monotonic() - started:.1f} s, {frozen} objects frozen")
+        )
 
     def failure(self) -> str | None:
         """In the command's process: read the workers' reports; the first failure's message, if any."""
