@@ -17,6 +17,8 @@ from asgiref.sync import ThreadSensitiveContext
 from django.conf import settings
 from django.core.handlers.asgi import ASGIHandler
 
+from portal import lanes
+
 IDLE_MAX = 64  # idle threads kept; more are ended when their request ends
 
 
@@ -62,6 +64,7 @@ class ThreadPool:
 
 class PooledThreadsASGIHandler(ASGIHandler):
     """ASGIHandler whose per-request thread comes from a ThreadPool (same isolation: one thread per request).
+    Its requests are counted as being served (portal.lanes: waited long-polls' answers give them way).
 
     `middleware`: this handler's chain, instead of settings.MIDDLEWARE (api_middleware() for the API paths)."""
 
@@ -87,7 +90,7 @@ class PooledThreadsASGIHandler(ASGIHandler):
             return await super().__call__(scope, receive, send)  # Django's own error for other scopes
         executor = self.threads.take()
         try:
-            async with ThreadSensitiveContext(executor=executor):
+            async with lanes.serving(receive, send) as (receive, send), ThreadSensitiveContext(executor=executor):
                 await self.handle(scope, receive, send)
         finally:
             self.threads.give(executor)

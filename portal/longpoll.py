@@ -4,8 +4,9 @@ A handler of a `LongPollApiMixin` view runs as usual (authentication, throttling
 all synchronous, in a thread) and may return `AwaitResponse(awaitable, then=...)`. The view is served
 as an async Django view: the awaitable is awaited in the event loop, then `then(result)` builds the
 response in a thread, and exceptions from either go through DRF's exception handling exactly as if the
-handler had raised them. Under WSGI (the test client, pytest-django's live_server) Django runs the same
-async view through async_to_sync: the same answers, but there the request's thread does wait.
+handler had raised them; a waited answer is built when portal.lanes gives it its turn. Under WSGI (the
+test client, pytest-django's live_server) Django runs the same async view through async_to_sync: the same
+answers, but there the request's thread does wait.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from django.db import connections, router
 from django.db.models import Model
 from rest_framework.response import Response
 
+from portal import lanes
 from portal.model_rows import ModelColumns
 from portal.pg_listen import Listener
 
@@ -60,12 +62,16 @@ class LongPollApiMixin:
             if not isinstance(response, AwaitResponse):
                 return response
             api = response.renderer_context["view"]
+            awaitable = response.awaitable
+            if not inspect.isawaitable(awaitable):
+                return await sync_to_async(api.finish_long_poll)(then=response.then, result=awaitable)
+            lanes.step_back()  # waiting: this request no longer holds answers back
             try:
-                awaitable = response.awaitable
-                result = (await awaitable) if inspect.isawaitable(awaitable) else awaitable
+                finish = {"then": response.then, "result": await awaitable}
             except Exception as exc:  # noqa: BLE001 - handed to DRF's exception handling below
-                return await sync_to_async(api.finish_long_poll)(exc=exc)
-            return await sync_to_async(api.finish_long_poll)(then=response.then, result=result)
+                finish = {"exc": exc}
+            async with lanes.answer_turn():  # one at a time, after the requests being served (portal.lanes)
+                return await sync_to_async(api.finish_long_poll)(**finish)
 
         # What DRF's as_view() sets (drf-spectacular reads `cls`; CSRF is the authentication's business).
         for attr in ("cls", "initkwargs", "view_class", "view_initkwargs", "csrf_exempt"):
