@@ -3,8 +3,8 @@
 When a batch of jobs finishes, the long-polls that wait for those jobs are all ready at once. Built side by
 side, their answers took the process (one GIL) from the requests already being served: a submit that came
 in meanwhile waited for the whole burst. Here a waited long-poll's answer is built one at a time, and only
-while no other request is being served, or once it has waited `ANSWER_DEFER_S`: a steady stream of requests
-delays an answer by that much at most and cannot starve the waiting clients.
+while no other request is being served, or once it has waited `ANSWER_DEFER_S` since it was ready: a steady
+stream of requests delays an answer by about that much and cannot starve the waiting clients.
 
 A request is "being served" from the end of its body (a slow upload is no work for this process) until its
 response starts (a streamed response, an SSE stream say, is not held against anyone for its whole length).
@@ -100,11 +100,16 @@ def step_back() -> None:
 
 @contextlib.asynccontextmanager
 async def answer_turn() -> AsyncIterator[None]:
-    """Around building a waited long-poll's answer: one at a time, after the requests being served (or after
+    """Around building a waited long-poll's answer, entered as soon as it is ready: one at a time, after the
+    requests being served, or once ANSWER_DEFER_S have passed since it was ready (counted from entry, not
+    from its turn: under steady load a burst of answers goes out back to back after that, instead of one per
     ANSWER_DEFER_S)."""
     state = _state()
+    loop = asyncio.get_running_loop()
+    due = loop.time() + ANSWER_DEFER_S
     async with state.answering:
-        if state.serving:
+        left = due - loop.time()
+        if state.serving and left > 0:
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(state.idle.wait(), ANSWER_DEFER_S)
+                await asyncio.wait_for(state.idle.wait(), left)
         yield

@@ -171,6 +171,35 @@ def test_answers_are_built_one_at_a_time_and_all_get_through(clean, monkeypatch)
 
 
 @pytest.mark.urls(__name__)
+def test_under_steady_load_a_burst_of_answers_waits_answer_defer_s_once_not_once_each(clean, monkeypatch):
+    monkeypatch.setattr(lanes, "ANSWER_DEFER_S", 0.5)
+    app = PooledThreadsASGIHandler()
+
+    async def main():
+        loop = asyncio.get_running_loop()
+        names = [f"p{i}" for i in range(6)]
+        for name in names:
+            _ready[name] = loop.create_future()
+        polls = [asyncio.create_task(_get(app, f"/poll/{name}")) for name in names]
+        hold = asyncio.create_task(_get(app, "/held"))  # being served all along
+        await _until(lambda: _serving(loop) == 1)
+        await asyncio.sleep(0.2)
+        started = time.monotonic()
+        for name in names:
+            _ready[name].set_result(name)
+        answers = await asyncio.wait_for(asyncio.gather(*polls), 10)
+        took = time.monotonic() - started
+        assert not hold.done()
+        _gate.set()
+        await hold
+        return answers, took
+
+    answers, took = asyncio.run(main())
+    assert sorted(a["result"] for a in answers) == [f"p{i}" for i in range(6)]
+    assert 0.45 <= took < 1.5, took  # 6 x 0.5 s, were each answer to wait its own ANSWER_DEFER_S in turn
+
+
+@pytest.mark.urls(__name__)
 def test_a_ready_answer_and_a_plain_request_do_not_wait(clean, monkeypatch):
     monkeypatch.setattr(lanes, "ANSWER_DEFER_S", 10.0)
     app = PooledThreadsASGIHandler()
