@@ -78,6 +78,23 @@ def _serving(loop) -> int:
     return state.serving if state is not None else 0
 
 
+def _polls(app, *names: str) -> list[asyncio.Task]:
+    """Long-polls, each waiting for its own future in _ready."""
+    loop = asyncio.get_running_loop()
+    for name in names:
+        _ready[name] = loop.create_future()
+    return [asyncio.create_task(_get(app, f"/poll/{name}")) for name in names]
+
+
+async def _hold(app) -> asyncio.Task:
+    """A request being served until _gate opens (returned once it is)."""
+    loop = asyncio.get_running_loop()
+    before = _serving(loop)
+    hold = asyncio.create_task(_get(app, "/held"))
+    await _until(lambda: _serving(loop) == before + 1)
+    return hold
+
+
 async def _until(predicate, timeout: float = 5.0) -> None:
     deadline = time.monotonic() + timeout
     while not predicate():
@@ -92,11 +109,9 @@ def test_an_answer_waits_for_the_request_being_served(clean, monkeypatch):
 
     async def main():
         loop = asyncio.get_running_loop()
-        _ready["a"] = loop.create_future()
-        poll = asyncio.create_task(_get(app, "/poll/a"))
+        [poll] = _polls(app, "a")
         await asyncio.sleep(0.2)  # waiting: it is not being served
-        hold = asyncio.create_task(_get(app, "/held"))
-        await _until(lambda: _serving(loop) == 1)
+        hold = await _hold(app)
         _ready["a"].set_result(7)  # the job is done while another request is being served
         await asyncio.sleep(0.3)
         assert not poll.done() and _built == []
@@ -117,12 +132,9 @@ def test_an_answer_waits_at_most_answer_defer_s(clean, monkeypatch):
     app = PooledThreadsASGIHandler()
 
     async def main():
-        loop = asyncio.get_running_loop()
-        _ready["a"] = loop.create_future()
-        poll = asyncio.create_task(_get(app, "/poll/a"))
-        hold = asyncio.create_task(_get(app, "/held"))
-        await _until(lambda: _serving(loop) == 1 and not _ready["a"].done())
-        await asyncio.sleep(0.1)
+        [poll] = _polls(app, "a")
+        await asyncio.sleep(0.2)
+        hold = await _hold(app)
         started = time.monotonic()
         _ready["a"].set_result(1)
         answer = await asyncio.wait_for(poll, 5)  # while the other request is still held
@@ -155,11 +167,8 @@ def test_answers_are_built_one_at_a_time_and_all_get_through(clean, monkeypatch)
     monkeypatch.setattr(Poll, "_answer", staticmethod(answer))
 
     async def main():
-        loop = asyncio.get_running_loop()
         names = [f"p{i}" for i in range(6)]
-        for name in names:
-            _ready[name] = loop.create_future()
-        polls = [asyncio.create_task(_get(app, f"/poll/{name}")) for name in names]
+        polls = _polls(app, *names)
         await asyncio.sleep(0.3)
         for name in names:  # a batch finishes: all at once
             _ready[name].set_result(name)
@@ -176,14 +185,10 @@ def test_under_steady_load_a_burst_of_answers_waits_answer_defer_s_once_not_once
     app = PooledThreadsASGIHandler()
 
     async def main():
-        loop = asyncio.get_running_loop()
         names = [f"p{i}" for i in range(6)]
-        for name in names:
-            _ready[name] = loop.create_future()
-        polls = [asyncio.create_task(_get(app, f"/poll/{name}")) for name in names]
-        hold = asyncio.create_task(_get(app, "/held"))  # being served all along
-        await _until(lambda: _serving(loop) == 1)
+        polls = _polls(app, *names)
         await asyncio.sleep(0.2)
+        hold = await _hold(app)  # being served all along
         started = time.monotonic()
         for name in names:
             _ready[name].set_result(name)
@@ -205,9 +210,7 @@ def test_a_ready_answer_and_a_plain_request_do_not_wait(clean, monkeypatch):
     app = PooledThreadsASGIHandler()
 
     async def main():
-        loop = asyncio.get_running_loop()
-        hold = asyncio.create_task(_get(app, "/held"))
-        await _until(lambda: _serving(loop) == 1)
+        hold = await _hold(app)
         started = time.monotonic()
         ready = await asyncio.wait_for(_get(app, "/ready"), 5)
         took = time.monotonic() - started
