@@ -24,6 +24,8 @@ django.setup()
 from django.conf import settings  # noqa: E402
 from django.db import close_old_connections  # noqa: E402
 
+from portal.gc_freeze import freeze_long_lived  # noqa: E402
+
 logger = logging.getLogger(__name__)
 
 
@@ -63,6 +65,10 @@ class StreamServer:
             self.engine.load()
         except Exception:  # the reason is kept on the engine; sessions report it
             logger.exception("Streaming models failed to load")
+        else:
+            # The models live as long as the process: a full collection walking them (~200 ms) would stall
+            # every live stream at once (portal.gc_freeze).
+            logger.info("Streaming models loaded; %d objects frozen", freeze_long_lived())
         finally:
             self.loaded.set()
 

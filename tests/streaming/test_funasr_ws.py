@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import time
 
 import numpy as np
@@ -196,3 +197,9 @@ def test_8khz_audio_is_resampled(stream_worker, tenant, funded, park_audio):
     row = wait_for(lambda: stream_row(tenant=tenant, status="closed"), timeout=10, message="session closed")
     assert row.audio_seconds == pytest.approx(park_audio.shape[0] / SR, abs=0.05)
     assert_stream_money(tenant)
+
+
+def test_the_worker_freezes_its_models_once_loaded(stream_worker):
+    """A full garbage collection walking the models would stall every live stream (portal.gc_freeze)."""
+    frozen = re.findall(r"Streaming models loaded; (\d+) objects frozen", stream_worker.log())
+    assert len(frozen) == 1 and int(frozen[0]) > 100_000, stream_worker.log()[-2000:]
