@@ -4,8 +4,9 @@ Python's full (oldest-generation) collection walks every tracked object of the p
 that is Django, DRF, the URL conf, the views and their serializers (a few hundred thousand objects): under
 load one full collection held the process (its GIL: every request in flight) for ~75 ms. In an ASR worker
 it is the model and torch's and funasr's modules: ~500 thousand objects, ~190 ms per full collection with
-the tiny test model, a stall of the whole batch. Frozen once start-up is over (gc.freeze), they are never
-walked again; a full collection walks only what was made since, and still frees the cycles among those.
+the tiny test model, a stall of the whole batch; in a stream worker, a stall of every live stream. Frozen
+once start-up is over (gc.freeze), they are never walked again; a full collection walks only what was made
+since, and still frees the cycles among those.
 """
 
 from __future__ import annotations
