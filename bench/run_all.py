@@ -13,6 +13,7 @@ SCRIPTS = [
     "model_loads.py",
     "platform_overhead.py",
     "concurrency.py",
+    "open_loop.py",
     "long_poll.py",
     "memory_long.py",
 ]
