@@ -24,7 +24,7 @@ import threading
 import time
 
 import requests
-from cpu import delta, session_cpu
+from cpu import delta, server_cpu, session_cpu
 from harness import FIXTURE_MODEL, PY, ROOT, FreshPostgres, Peer, Stack, fixture_speech, pct, summary, variant
 
 CLIP_S = 1.7
@@ -117,8 +117,9 @@ def bench_peer(clip, model, clients: int, per_client: int) -> dict:
         peer.stop()
 
 
-def cpu_parts(stack: Stack, web0: dict, asr0: dict, log_from: int, n: int) -> tuple[dict, list[int]]:
-    """CPU ms per job by part, and the batch sizes, from /proc and the ASR worker's log lines of the phase."""
+def cpu_parts(stack: Stack, web0: dict, asr0: dict, db0: float, log_from: int, n: int) -> tuple[dict, list[int]]:
+    """CPU ms per job by part, and the batch sizes, from /proc and the ASR worker's log lines of the phase. The
+    database part: the whole local PostgreSQL server's CPU (0 on SQLite, whose work is the web's and workers')."""
     web = sum(delta(web0, session_cpu(stack.procs[0].pid)).values())
     asr_delta = delta(asr0, session_cpu(stack.procs[1].pid))
     log = stack.log_of("asr")
@@ -127,7 +128,8 @@ def cpu_parts(stack: Stack, web0: dict, asr0: dict, log_from: int, n: int) -> tu
     model = sum(float(cpu) for *_, cpu in lines) / 1000
     worker = sum(cpu for pid, cpu in asr_delta.items() if pid in workers)
     broker = sum(cpu for pid, cpu in asr_delta.items() if pid not in workers)
-    parts = {"web": web, "broker": broker, "worker": worker - model, "model": model}
+    database = server_cpu() - db0 if stack.env["DATABASE_URL"].startswith("postgres") else 0.0
+    parts = {"web": web, "broker": broker, "worker": worker - model, "model": model, "database": database}
     return {k: v * 1000 / n for k, v in parts.items()}, [int(jobs) for _pid, jobs, _pieces, _cpu in lines]
 
 
@@ -186,6 +188,7 @@ def _phase(stack: Stack, api: str, clip, probe_id: str, clients: int, per_client
         threading.Thread(target=probe_loop, args=(f"{stack.url}/api/v1/transcriptions/{probe_id}", stop, status, stack.headers)),
     ]  # fmt: skip
     web0, asr0, box0 = session_cpu(stack.procs[0].pid), session_cpu(stack.procs[1].pid), box_busy()
+    db0 = server_cpu()
     log_from = len(stack.log_of("asr"))
     for p in probers:
         p.start()
@@ -194,7 +197,7 @@ def _phase(stack: Stack, api: str, clip, probe_id: str, clients: int, per_client
     for p in probers:
         p.join()
     n = clients * per_client
-    parts, sizes = cpu_parts(stack, web0, asr0, log_from, n)
+    parts, sizes = cpu_parts(stack, web0, asr0, db0, log_from, n)
     return {"rps": n / wall, "submit": [ms for _r, ms in submits], "submit_steady": [ms for r, ms in submits if r],
             "latency": done, "health": health, "status": status, "cpu": parts, "batches": sizes,
             "busy": busy_share(box0, box_busy())}  # fmt: skip
@@ -216,7 +219,8 @@ def report(name: str, label: str, api: str, ours: dict, peer: dict) -> None:
           f"mean {statistics.mean(sizes):.1f} max {max(sizes)}")  # fmt: skip
     c = ours["cpu"]
     print(f"CPU per job (ms): web {c['web']:.1f}  broker {c['broker']:.1f}  worker {c['worker']:.1f}  "
-          f"model {c['model']:.1f}  = {sum(c.values()):.1f}   (peer: {peer['cpu_ms']:.1f} per request)")  # fmt: skip
+          f"model {c['model']:.1f}  database {c['database']:.1f}  = {sum(c.values()):.1f}   "
+          f"(peer: {peer['cpu_ms']:.1f} per request)")  # fmt: skip
     target = TARGET[name]
     tag = f"[{name}, {label}, {api} API]"
     print(f"TARGET {tag} throughput ratio vs peer: {ratio:.2f} (>= {target:.2f} -> "

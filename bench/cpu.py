@@ -39,3 +39,22 @@ def title(pid: int) -> str:
 def delta(before: dict, after: dict) -> dict[int, float]:
     """CPU seconds each process spent between two samples (processes that started in between count fully)."""
     return {pid: cpu - before.get(pid, (0, 0.0))[1] for pid, (_parent, cpu) in after.items()}
+
+
+def server_cpu(comm: str = "postgres") -> float:
+    """CPU seconds of every process named `comm` on this machine: a local server (PostgreSQL's postmaster and its
+    backends), with the backends that have exited since it started (their time is in their parent's cutime and
+    cstime once reaped). The whole server: run it where nothing else uses that server."""
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        if raw[raw.index("(") + 1 : raw.rindex(")")] != comm:
+            continue
+        fields = raw[raw.rindex(")") + 2 :].split()
+        total += sum(int(v) for v in fields[11:15]) / TICK  # utime, stime, cutime, cstime
+    return total
