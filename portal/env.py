@@ -131,21 +131,22 @@ def database_from_env(env, *, default: str) -> dict:
         db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
         db.setdefault("CONN_HEALTH_CHECKS", True)
     if db["ENGINE"].endswith("postgresql") and env.bool("DB_PREPARED_STATEMENTS", default=True):
-        prepared_statements(db.setdefault("OPTIONS", {}), threshold=env.int("DB_PREPARE_THRESHOLD", default=5))
+        prepared_statements(db.setdefault("OPTIONS", {}), threshold=env.int("DB_PREPARE_THRESHOLD", default=2))
     return db
 
 
 def prepared_statements(options: dict, *, threshold: int) -> None:
     """PostgreSQL: parameters bound by the server and statements prepared once per connection (issue 13).
 
-    Django's default binds parameters on the client: every execution sends the whole statement text with
-    its values quoted in, and the server parses and plans it anew; for the money and job statements (one
-    statement with several CTEs each) that was most of PostgreSQL's CPU per job. Bound by the server, a
-    statement that a connection has run `threshold` times is prepared by psycopg (at most 100 per connection,
-    least recently used ones deallocated) and then runs from its stored plan. Connections live long here
-    (the web tier's pool, the workers' kept connections), so nearly every execution is a prepared one.
-    `DB_PREPARED_STATEMENTS=false` turns both off: behind a pooler in transaction mode that does not track
-    prepared statements (PgBouncer before 1.21), a prepared statement may not exist on the next transaction's
-    server connection."""
+    Django's default binds parameters on the client: every execution sends the whole statement text with its
+    values quoted in, and the server parses and plans it anew; with the money and job statements (one statement
+    of several CTEs each) that was over a third of PostgreSQL's CPU per job (bench/concurrency.py). Bound by the
+    server, a statement that a connection has run more than `threshold` times is prepared by psycopg (at most
+    100 per connection, the least recently used deallocated) and from then on runs from its stored plan.
+    Connections live long here (the web tier's pool, the workers' kept connections), so nearly every execution
+    is a prepared one. psycopg forgets a connection's prepared statements after a ROLLBACK or DDL on it, and
+    prepares them again. `DB_PREPARED_STATEMENTS=false` turns both off: behind a pooler in transaction mode
+    that does not track prepared statements (PgBouncer before 1.21), a prepared statement may be missing on
+    the server connection of the next transaction."""
     options.setdefault("server_side_binding", True)
     options.setdefault("prepare_threshold", threshold)
