@@ -28,7 +28,7 @@ def _database(monkeypatch, **values) -> dict:
 def test_postgres_connections_bind_on_the_server_and_prepare_unless_told_not_to(monkeypatch):
     for process in ("web", "worker"):  # pooled (web) and kept (workers) connections alike
         options = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, TINGXIE_PROCESS=process)["OPTIONS"]
-        assert options["server_side_binding"] is True and options["prepare_threshold"] == 2
+        assert options["server_side_binding"] is True and options["prepare_threshold"] == 5
     options = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, DB_PREPARE_THRESHOLD="7")["OPTIONS"]
     assert options["prepare_threshold"] == 7
     off = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, DB_PREPARED_STATEMENTS="false").get("OPTIONS", {})
