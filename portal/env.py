@@ -98,7 +98,7 @@ def database_from_env(env, *, default: str) -> dict:
     SQLite: IMMEDIATE takes the write lock at BEGIN, so concurrent money transactions queue instead of failing
     with "database is locked" on lock upgrade; WAL lets reads go on.
 
-    PostgreSQL: server-side binding and prepared statements (prepared_statements()).
+    PostgreSQL, DB_PREPARED_STATEMENTS=true: server-side binding and prepared statements (prepared_statements()).
 
     PostgreSQL in a web process (TINGXIE_PROCESS=web, set by portal/asgi.py; DB_POOL=true/false overrides):
     under ASGI every request runs in a thread of its own, so a kept connection is never reused; a request
@@ -130,25 +130,26 @@ def database_from_env(env, *, default: str) -> dict:
     else:
         db.setdefault("CONN_MAX_AGE", env.int("DB_CONN_MAX_AGE", default=0))
         db.setdefault("CONN_HEALTH_CHECKS", True)
-    if db["ENGINE"].endswith("postgresql") and env.bool("DB_PREPARED_STATEMENTS", default=True):
+    if db["ENGINE"].endswith("postgresql") and env.bool("DB_PREPARED_STATEMENTS", default=False):
         prepared_statements(db.setdefault("OPTIONS", {}), threshold=env.int("DB_PREPARE_THRESHOLD", default=5))
     return db
 
 
 def prepared_statements(options: dict, *, threshold: int) -> None:
-    """PostgreSQL: parameters bound by the server and statements prepared once per connection (issue 13).
+    """PostgreSQL, with DB_PREPARED_STATEMENTS=true: parameters bound by the server, and statements prepared once
+    per connection (issue 13). Off by default.
 
     Django's default binds parameters on the client: every execution sends the whole statement text with its
-    values quoted in, and the server parses and plans it anew; with the money and job statements (one statement
-    of several CTEs each) that was over a third of PostgreSQL's CPU per job (bench/concurrency.py). Bound by the
-    server, a statement that a connection has run more than `threshold` times is prepared by psycopg (at most
-    100 per connection, the least recently used deallocated) and from then on runs from its stored plan.
-    Connections live long here (the web tier's pool, the workers' kept connections), so nearly every execution
-    is a prepared one. Preparing costs one more round trip, once per connection and statement: psycopg's own
-    default of 5 keeps that off statements a connection runs only a few times (with 2, a 100-job bench on a
-    saturated box showed it in the submit's tail). psycopg forgets a connection's prepared statements after a ROLLBACK or DDL on it, and
-    prepares them again. `DB_PREPARED_STATEMENTS=false` turns both off: behind a pooler in transaction mode
-    that does not track prepared statements (PgBouncer before 1.21), a prepared statement may be missing on
-    the server connection of the next transaction."""
+    values quoted in, and the server parses and plans it anew. Bound by the server, a statement that a connection
+    has run more than `threshold` times is prepared by psycopg (at most 100 per connection, the least recently
+    used deallocated) and from then on runs from its stored plan; preparing costs one more round trip, once per
+    connection and statement. psycopg forgets a connection's prepared statements after a ROLLBACK or DDL on it.
+
+    Measured with bench/concurrency.py and a scratch harness (tiny model, 20 clients, 2 cores): PostgreSQL's CPU
+    per job fell by 19-39% in 9 of 10 paired runs, but the end-to-end figures did not agree: in the bench's 4 pairs
+    the submit's median and p95 were worse with it in all 4 and throughput in 3; in the harness's 6 pairs (the
+    same load without the peer and the probes) throughput was higher in 4 and equal in 2. Until that is settled
+    it is a switch for deployments where PostgreSQL's CPU is what runs out (many machines on one server). Not behind a pooler in transaction mode that does not track prepared statements
+    (PgBouncer before 1.21): a prepared statement may be missing on the next transaction's server connection."""
     options.setdefault("server_side_binding", True)
     options.setdefault("prepare_threshold", threshold)

@@ -1,5 +1,5 @@
-"""PostgreSQL binds parameters on the server and runs repeated statements prepared (portal.env.prepared_statements):
-a statement a connection has run a few times is parsed and planned once, not on every execution (issue 13)."""
+"""DB_PREPARED_STATEMENTS=true: PostgreSQL binds parameters on the server and runs repeated statements prepared
+(portal.env.prepared_statements); off by default, when Django binds them on the client (issue 13)."""
 
 from __future__ import annotations
 
@@ -25,16 +25,35 @@ def _database(monkeypatch, **values) -> dict:
     return database_from_env(environ.Env(), default="sqlite:///unused.sqlite3")
 
 
-def test_postgres_connections_bind_on_the_server_and_prepare_unless_told_not_to(monkeypatch):
+def test_postgres_connections_bind_on_the_server_and_prepare_only_when_asked(monkeypatch):
     for process in ("web", "worker"):  # pooled (web) and kept (workers) connections alike
-        options = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, TINGXIE_PROCESS=process)["OPTIONS"]
+        default = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, TINGXIE_PROCESS=process).get("OPTIONS", {})
+        assert "server_side_binding" not in default and "prepare_threshold" not in default  # Django's: client binding
+        options = _database(
+            monkeypatch, DATABASE_URL=POSTGRES_URL, TINGXIE_PROCESS=process, DB_PREPARED_STATEMENTS="true"
+        )["OPTIONS"]
         assert options["server_side_binding"] is True and options["prepare_threshold"] == 5
-    options = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, DB_PREPARE_THRESHOLD="7")["OPTIONS"]
-    assert options["prepare_threshold"] == 7
-    off = _database(monkeypatch, DATABASE_URL=POSTGRES_URL, DB_PREPARED_STATEMENTS="false").get("OPTIONS", {})
-    assert "server_side_binding" not in off and "prepare_threshold" not in off  # Django's defaults: client binding
-    sqlite = _database(monkeypatch, DATABASE_URL="sqlite:////tmp/x.sqlite3")["OPTIONS"]
+    options = _database(
+        monkeypatch, DATABASE_URL=POSTGRES_URL, DB_PREPARED_STATEMENTS="true", DB_PREPARE_THRESHOLD="2"
+    )["OPTIONS"]
+    assert options["prepare_threshold"] == 2
+    sqlite = _database(monkeypatch, DATABASE_URL="sqlite:////tmp/x.sqlite3", DB_PREPARED_STATEMENTS="true")["OPTIONS"]
     assert "server_side_binding" not in sqlite and "prepare_threshold" not in sqlite
+
+
+@pytest.fixture
+def prepared_connection(monkeypatch):
+    """The test's connection as DB_PREPARED_STATEMENTS=true makes it, kept between requests as the web tier's
+    pooled ones are (the test settings' ORM broker closes a connection of CONN_MAX_AGE 0 on every enqueue)."""
+    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
+    options = dict(connection.settings_dict.get("OPTIONS", {}))
+    from portal.env import prepared_statements
+
+    prepared_statements(options, threshold=2)
+    monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
+    connection.close()
+    yield 2
+    connection.close()  # the next test connects as the settings say
 
 
 def _prepared(fragment: str) -> list[str]:
@@ -44,10 +63,10 @@ def _prepared(fragment: str) -> list[str]:
 
 
 @pytest.mark.postgres
-def test_a_repeated_statement_is_prepared_on_its_connection(api_key, require_postgres):
+@pytest.mark.django_db(transaction=True)  # the fixture reconnects: no test transaction to lose
+def test_a_repeated_statement_is_prepared_on_its_connection(api_key, require_postgres, prepared_connection):
     prefix = api_key[0].prefix
-    threshold = connection.settings_dict["OPTIONS"]["prepare_threshold"]
-    for _ in range(threshold + 1):
+    for _ in range(prepared_connection + 1):
         assert usable_key_with_tenant(prefix).pk == api_key[0].pk
     statements = _prepared('"tenants_apikey" k')
     assert len(statements) == 1 and "$1" in statements[0], statements  # server placeholders: bound by the server
@@ -56,15 +75,10 @@ def test_a_repeated_statement_is_prepared_on_its_connection(api_key, require_pos
 @pytest.mark.postgres
 @pytest.mark.django_db(transaction=True)  # as the web tier runs them: no test transaction around the statements
 def test_submits_run_their_money_statement_prepared_and_the_books_balance(
-    api_client, tenant, grant, require_postgres, monkeypatch
+    api_client, tenant, grant, require_postgres, prepared_connection
 ):
-    # A kept connection, as the web tier's pooled ones are (the test settings' ORM broker closes a connection of
-    # CONN_MAX_AGE 0 on every enqueue, and its prepared statements with it).
-    monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
-    connection.close()
     grant(tenant, 100_000)
-    threshold = connection.settings_dict["OPTIONS"]["prepare_threshold"]
-    for i in range(threshold + 2):
+    for i in range(prepared_connection + 2):
         response = api_client.post(
             "/api/v1/transcriptions",
             {"file": SimpleUploadedFile(f"{i}.wav", tone_wav(0.5, freq=200.0 + 20 * i))},
