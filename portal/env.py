@@ -149,7 +149,8 @@ def prepared_statements(options: dict, *, threshold: int) -> None:
     per job fell by 19-39% in 9 of 10 paired runs, but the end-to-end figures did not agree: in the bench's 4 pairs
     the submit's median and p95 were worse with it in all 4 and throughput in 3; in the harness's 6 pairs (the
     same load without the peer and the probes) throughput was higher in 4 and equal in 2. Until that is settled
-    it is a switch for deployments where PostgreSQL's CPU is what runs out (many machines on one server). Not behind a pooler in transaction mode that does not track prepared statements
-    (PgBouncer before 1.21): a prepared statement may be missing on the next transaction's server connection."""
+    it is a switch for deployments where PostgreSQL's CPU is what runs out (many machines on one server). Not
+    behind a pooler in transaction mode that does not track prepared statements (PgBouncer before 1.21): a
+    prepared statement may be missing on the next transaction's server connection."""
     options.setdefault("server_side_binding", True)
     options.setdefault("prepare_threshold", threshold)
