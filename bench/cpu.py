@@ -8,13 +8,21 @@ from pathlib import Path
 TICK = os.sysconf("SC_CLK_TCK")
 
 
-def _stat(pid: int) -> tuple[int, int, float] | None:
-    """(parent pid, session id, CPU seconds) of a live process."""
+def _fields(pid: int) -> tuple[str, list[str]] | None:
+    """A live process's name and its /proc/PID/stat fields after the name (state first)."""
     try:
         raw = Path(f"/proc/{pid}/stat").read_text()
     except OSError:
         return None
-    fields = raw[raw.rindex(")") + 2 :].split()
+    return raw[raw.index("(") + 1 : raw.rindex(")")], raw[raw.rindex(")") + 2 :].split()
+
+
+def _stat(pid: int) -> tuple[int, int, float] | None:
+    """(parent pid, session id, CPU seconds) of a live process."""
+    found = _fields(pid)
+    if found is None:
+        return None
+    fields = found[1]
     return int(fields[1]), int(fields[3]), (int(fields[11]) + int(fields[12])) / TICK
 
 
@@ -47,14 +55,7 @@ def server_cpu(comm: str = "postgres") -> float:
     cstime once reaped). The whole server: run it where nothing else uses that server."""
     total = 0.0
     for entry in os.listdir("/proc"):
-        if not entry.isdigit():
-            continue
-        try:
-            raw = Path(f"/proc/{entry}/stat").read_text()
-        except OSError:
-            continue
-        if raw[raw.index("(") + 1 : raw.rindex(")")] != comm:
-            continue
-        fields = raw[raw.rindex(")") + 2 :].split()
-        total += sum(int(v) for v in fields[11:15]) / TICK  # utime, stime, cutime, cstime
+        found = _fields(int(entry)) if entry.isdigit() else None
+        if found is not None and found[0] == comm:
+            total += sum(int(v) for v in found[1][11:15]) / TICK  # utime, stime, cutime, cstime
     return total

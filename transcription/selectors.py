@@ -58,8 +58,12 @@ def transcription_get(*, tenant, transcription_id) -> Transcription:
 def _whole_row_statement(vendor: str) -> tuple[str, ModelColumns]:
     """SELECT a tenant's live job by id, every column (quoted names only; built once per database vendor)."""
     columns = ModelColumns(Transcription, "t")
-    where = f"t.{_col('id')} = %s AND t.{_col('tenant')} = %s AND t.{_col('deleted_at')} IS NULL"
-    return f"SELECT {columns.sql} FROM {rows_sql.table()} t WHERE {where}", columns  # noqa: S608 - quoted names only
+    return f"SELECT {columns.sql} FROM {rows_sql.table()} t WHERE {_live_job_where('t.')}", columns  # noqa: S608 - quoted names only
+
+
+def _live_job_where(alias: str = "") -> str:
+    """A tenant's live job by id: two parameters, the id (rows_sql.pk_value) and the tenant's id."""
+    return f"{alias}{_col('id')} = %s AND {alias}{_col('tenant')} = %s AND {alias}{_col('deleted_at')} IS NULL"
 
 
 # One query per 50 ms looks at every job some client waits for (portal.longpoll.ColumnWatch); on PostgreSQL a
@@ -109,7 +113,7 @@ def transcription_status_of(*, tenant, transcription_id) -> Transcription:
         pk = uuid.UUID(str(transcription_id))
     except ValueError:
         raise NotFound("No such transcription.") from None
-    sql = f"SELECT {_col('status')} FROM {rows_sql.table()} WHERE {_col('id')} = %s AND {_col('tenant')} = %s AND {_col('deleted_at')} IS NULL"  # noqa: S608 - quoted names only
+    sql = f"SELECT {_col('status')} FROM {rows_sql.table()} WHERE {_live_job_where()}"  # noqa: S608 - quoted names only
     with connection.cursor() as cursor:
         cursor.execute(sql, [rows_sql.pk_value(pk), _tenant_id(tenant)])
         row = cursor.fetchone()

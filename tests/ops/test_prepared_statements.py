@@ -9,7 +9,7 @@ from django.core.files.uploadedfile import SimpleUploadedFile
 from django.db import connection
 
 from billing.models import BalanceAccount
-from portal.env import database_from_env
+from portal.env import database_from_env, prepared_statements
 from tenants.key_lookup import usable_key_with_tenant
 from tests.audio_helpers_core import tone_wav
 from tests.conftest import assert_books_balance
@@ -47,8 +47,6 @@ def prepared_connection(monkeypatch):
     pooled ones are (the test settings' ORM broker closes a connection of CONN_MAX_AGE 0 on every enqueue)."""
     monkeypatch.setitem(connection.settings_dict, "CONN_MAX_AGE", None)
     options = dict(connection.settings_dict.get("OPTIONS", {}))
-    from portal.env import prepared_statements
-
     prepared_statements(options, threshold=2)
     monkeypatch.setitem(connection.settings_dict, "OPTIONS", options)
     connection.close()
