@@ -41,6 +41,7 @@ from django_q.conf import Conf, logger
 from django_q.management.commands import qcluster
 from django_q.signals import post_spawn
 
+from portal.cpu_priority import lower_priority
 from portal.gc_freeze import freeze_long_lived
 from portal.heartbeats import cluster_heartbeat, cluster_heartbeat_end
 
@@ -257,7 +258,9 @@ class Command(qcluster.Command):
         if options.get("cluster_name"):
             os.environ["Q_CLUSTER_NAME"] = options["cluster_name"]
         if os.environ.get("Q_CLUSTER_NAME") == "asr" and settings.ASR_NICE > 0:
-            os.nice(settings.ASR_NICE)  # inherited by the sentinel and every worker (see settings.ASR_NICE)
+            # Inherited by the sentinel and every worker (see settings.ASR_NICE and portal.cpu_priority).
+            lowered = lower_priority(settings.ASR_NICE)
+            logger.info("ASR cluster runs %d steps nicer (%s)", settings.ASR_NICE, lowered)
         _keep_connections()
         warm_up = settings.Q_WORKER_WARMUP.get(Conf.CLUSTER_NAME)
         warm_start = WarmStart(warm_up, Conf.WORKERS) if warm_up else None
