@@ -5,7 +5,8 @@ dimensions: `build_test_model --full`, built once under var/bench-models/).
 Targets: throughput >= 1.0x the peer's with the tiny model and >= 1.5x with the full-size one; submit p95 <= 50 ms;
 health and status never wait behind the model. Printed with them: the batch sizes the ASR workers reached and
 the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after), and
-how busy the whole box was. Each configuration runs through the Tingxie API (submit, then a long-poll GET: two
+how busy the whole box was; "batching on, ASR_NICE=10, N web" runs the ASR cluster nicer than the web tier and a
+web process per core, as a host that runs both and nothing else would (README: ASR_NICE). Each configuration runs through the Tingxie API (submit, then a long-poll GET: two
 requests per job) and through the OpenAI-compatible endpoint, the same single request the peer answers. Submit
 p95 is printed over all submits and "steady" (without each client's first, which all clients send at once). The
 peer runs before and after our configurations: the ratios are to the mean of its two runs.
@@ -31,18 +32,37 @@ CLIP_S = 1.7
 FULL_MODEL = ROOT / "var" / "bench-models" / "sensevoice_full"
 TARGET = {"tiny": 1.0, "full": 1.5}
 BATCH_OFF = {"ASR_BATCH_MAX_JOBS_CPU": "1", "ASR_BATCH_MAX_JOBS_CUDA": "1"}
-# (label, broker, PostgreSQL?, ASR worker environment); the first is "before" (one transcription per model call).
+# A host that runs the web tier and the ASR cluster side by side and nothing else (README: ASR_NICE, WEB_WORKERS):
+# the cluster nicer than the web, and a web process per core (the model takes the CPU the web leaves).
+WEB_FIRST = {"ASR_NICE": "10"}
+WEB_FIRST_WORKERS = os.cpu_count() or 1
+# (label, broker, PostgreSQL?, ASR worker environment, web processes: None = BENCH_WEB_WORKERS or 1); the first
+# is "before" (one transcription per model call).
 # Each runs twice: through the Tingxie API (submit, then long-poll GET: two requests per job) and through the
 # OpenAI-compatible endpoint, the very request the peer gets (one POST that answers with the transcript).
 CONFIGS = {
     "tiny": [
-        ("redis+postgres, batching off", "redis", True, BATCH_OFF),
-        ("redis+postgres, batching on", "redis", True, {}),
-        ("orm+sqlite, batching on", "orm", False, {}),
+        ("redis+postgres, batching off", "redis", True, BATCH_OFF, None),
+        ("redis+postgres, batching on", "redis", True, {}, None),
+        (
+            f"redis+postgres, batching on, ASR_NICE=10, {WEB_FIRST_WORKERS} web",
+            "redis",
+            True,
+            WEB_FIRST,
+            WEB_FIRST_WORKERS,
+        ),
+        ("orm+sqlite, batching on", "orm", False, {}, None),
     ],
     "full": [
-        ("redis+postgres, batching off", "redis", True, BATCH_OFF),
-        ("redis+postgres, batching on", "redis", True, {}),
+        ("redis+postgres, batching off", "redis", True, BATCH_OFF, None),
+        ("redis+postgres, batching on", "redis", True, {}, None),
+        (
+            f"redis+postgres, batching on, ASR_NICE=10, {WEB_FIRST_WORKERS} web",
+            "redis",
+            True,
+            WEB_FIRST,
+            WEB_FIRST_WORKERS,
+        ),
     ],
 }
 APIS = ("tingxie", "openai")
@@ -144,12 +164,12 @@ def busy_share(before: tuple[int, int], after: tuple[int, int]) -> float:
     return 1 - (after[1] - before[1]) / total if total else 0.0
 
 
-def bench_ours(clip, model, broker: str, database_url: str | None, asr_env: dict, clients: int, per_client: int):
+def bench_ours(clip, model, broker, database_url, asr_env: dict, web_workers, clients: int, per_client: int):
     """One stack, two phases: the Tingxie API (submit + long-poll) and the OpenAI endpoint (the peer's request)."""
     # ASR_NICE 0 unless BENCH_ASR_NICE says otherwise: the peer runs at normal priority too, and on a box busy
     # with other work a nice ASR cluster would starve.
     nice = os.environ.get("BENCH_ASR_NICE", "0")
-    stack = Stack(broker=broker, asr_workers=2, database_url=database_url, model=model,
+    stack = Stack(broker=broker, asr_workers=2, database_url=database_url, model=model, web_workers=web_workers,
                   asr_env={"LOG_LEVEL": "INFO", "ASR_NICE": nice, **asr_env})  # fmt: skip
     try:
         stack.warm_up(variant(clip, 950))
@@ -257,12 +277,12 @@ def main() -> None:
         peer_runs = [bench_peer(clip, model, args.clients, per_client)]
         _print_peer("before", peer_runs[0])
         results = []
-        for label, broker, postgres, asr_env in CONFIGS[name]:
+        for label, broker, postgres, asr_env, web_workers in CONFIGS[name]:
             if args.configs and label not in args.configs.split(";"):
                 continue
             database = FreshPostgres() if postgres else None
             try:
-                ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, args.clients,
+                ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, web_workers, args.clients,
                                   per_client)  # fmt: skip
             finally:
                 if database:

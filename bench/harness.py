@@ -119,6 +119,7 @@ class Stack:
         asr: bool = True,
         model: Path | str = FIXTURE_MODEL,
         asr_env: dict | None = None,
+        web_workers: int | None = None,
     ):
         self.tmp = tempfile.TemporaryDirectory(prefix="tingxie-bench-")
         self.port = free_port("BENCH_PORT")
@@ -150,7 +151,7 @@ class Stack:
         self._spawn("web", [str(ROOT / ".venv/bin/uvicorn"), "portal.asgi:application", "--host", "127.0.0.1",
                             "--port", str(self.port), "--lifespan", "off", "--no-access-log",
                             "--timeout-graceful-shutdown", "2",
-                            "--workers", os.environ.get("BENCH_WEB_WORKERS", "1")])  # fmt: skip
+                            "--workers", str(web_workers or os.environ.get("BENCH_WEB_WORKERS", "1"))])  # fmt: skip
         if asr:
             self._spawn("asr", [PY, "manage.py", "qcluster"], {"Q_CLUSTER_NAME": "asr", **(asr_env or {})})
         self._wait_healthy()
