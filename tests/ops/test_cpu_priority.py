@@ -60,3 +60,30 @@ def test_a_group_already_nicer_is_not_raised(tmp_path, monkeypatch):
 def test_zero_lowers_nothing(monkeypatch):
     monkeypatch.setattr(os, "nice", lambda n: pytest.fail("os.nice called"))
     assert lower_priority(0) == "nothing"
+
+
+def test_the_asr_cluster_command_lowers_its_priority_by_asr_nice(monkeypatch, settings):
+    from portal.management.commands import qcluster
+
+    lowered = []
+
+    class NoCluster:
+        failed = False
+
+        def __init__(self, **kwargs):
+            pass
+
+        def run(self, run_once=False):
+            pass
+
+    monkeypatch.setattr(qcluster, "lower_priority", lowered.append)
+    monkeypatch.setattr(qcluster, "BoundedStopCluster", NoCluster)
+    monkeypatch.setattr(qcluster, "_keep_connections", lambda: None)
+    monkeypatch.setattr(qcluster.settings, "Q_WORKER_WARMUP", {})
+    settings.ASR_NICE = 7
+    monkeypatch.setenv("Q_CLUSTER_NAME", "default")
+    qcluster.Command().handle(run_once=True)
+    assert lowered == []  # the default cluster (webhooks, sweeper) keeps the web's priority
+    monkeypatch.setenv("Q_CLUSTER_NAME", "asr")
+    qcluster.Command().handle(run_once=True)
+    assert lowered == [7]
