@@ -34,35 +34,24 @@ TARGET = {"tiny": 1.0, "full": 1.5}
 BATCH_OFF = {"ASR_BATCH_MAX_JOBS_CPU": "1", "ASR_BATCH_MAX_JOBS_CUDA": "1"}
 # A host that runs the web tier and the ASR cluster side by side and nothing else (README: ASR_NICE, WEB_WORKERS):
 # the cluster nicer than the web, and a web process per core (the model takes the CPU the web leaves).
-WEB_FIRST = {"ASR_NICE": "10"}
 WEB_FIRST_WORKERS = os.cpu_count() or 1
+WEB_FIRST_LABEL = f"redis+postgres, batching on, ASR_NICE=10, {WEB_FIRST_WORKERS} web"
 # (label, broker, PostgreSQL?, ASR worker environment, web processes: None = BENCH_WEB_WORKERS or 1); the first
 # is "before" (one transcription per model call).
 # Each runs twice: through the Tingxie API (submit, then long-poll GET: two requests per job) and through the
 # OpenAI-compatible endpoint, the very request the peer gets (one POST that answers with the transcript).
+WEB_FIRST_CONFIG = (WEB_FIRST_LABEL, "redis", True, {"ASR_NICE": "10"}, WEB_FIRST_WORKERS)
 CONFIGS = {
     "tiny": [
         ("redis+postgres, batching off", "redis", True, BATCH_OFF, None),
         ("redis+postgres, batching on", "redis", True, {}, None),
-        (
-            f"redis+postgres, batching on, ASR_NICE=10, {WEB_FIRST_WORKERS} web",
-            "redis",
-            True,
-            WEB_FIRST,
-            WEB_FIRST_WORKERS,
-        ),
+        WEB_FIRST_CONFIG,
         ("orm+sqlite, batching on", "orm", False, {}, None),
     ],
     "full": [
         ("redis+postgres, batching off", "redis", True, BATCH_OFF, None),
         ("redis+postgres, batching on", "redis", True, {}, None),
-        (
-            f"redis+postgres, batching on, ASR_NICE=10, {WEB_FIRST_WORKERS} web",
-            "redis",
-            True,
-            WEB_FIRST,
-            WEB_FIRST_WORKERS,
-        ),
+        WEB_FIRST_CONFIG,
     ],
 }
 APIS = ("tingxie", "openai")
