@@ -6,8 +6,9 @@ whatever the nice of their processes: an ASR cluster started in a session of its
 supervisord, `setsid`, a process manager's start_new_session) took its full share from the web with any
 ASR_NICE (issue 13: the web process spent ~40 ms per job waiting for a CPU, as much with ASR_NICE=19 as
 with 0). There the session's group is made nice as well. A process that shares its session with others
-(`make run`, a shell) leaves the group alone: the web tier may be in it. Under a cgroup with its own CPU
-weight (a systemd unit with CPUWeight=), the weight decides between units; autogroups then play no part.
+(`make run`, a shell) leaves the group alone: the web tier may be in it. In a cgroup with a CPU weight of its
+own (a systemd unit with CPUWeight=, a container), the weight decides between cgroups and autogroups play no part:
+the deployment gives the cluster a low weight there (README: ASR_NICE).
 """
 
 from __future__ import annotations
