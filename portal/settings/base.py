@@ -249,9 +249,8 @@ JOB_LEASE_SECONDS = env.int("JOB_LEASE_SECONDS", default=120)
 JOB_MAX_ATTEMPTS = env.int("JOB_MAX_ATTEMPTS", default=3)
 JOB_REQUEUE_AFTER_SECONDS = env.int("JOB_REQUEUE_AFTER_SECONDS", default=300)
 ASR_TASK_TIMEOUT = env.int("ASR_TASK_TIMEOUT", default=3600)
-# The ASR cluster's processes can run this much nicer than the web tier on a host they share: the model then
-# takes the CPU the web leaves (portal.cpu_priority: a cluster leading its own session makes its autogroup nice
-# too). Off by default: on a host busy with other work a nice cluster starves.
+# The ASR cluster can run this much nicer than the web tier on a host they share, so the model takes the CPU the
+# web leaves (portal.cpu_priority). Off by default: on a host busy with other work a nice cluster starves.
 ASR_NICE = env.int("ASR_NICE", default=0)
 # Webhooks to loopback/private addresses are refused unless this is set (self-hosted internal receivers).
 WEBHOOK_ALLOW_PRIVATE_NETWORKS = env.bool("WEBHOOK_ALLOW_PRIVATE_NETWORKS", default=False)
