@@ -10,12 +10,17 @@ request whose sync code runs on) is not lent again but shut down once it finishe
 
 from __future__ import annotations
 
+import asyncio
 import threading
 from concurrent.futures import ThreadPoolExecutor
 
-from asgiref.sync import ThreadSensitiveContext
+from asgiref.sync import ThreadSensitiveContext, iscoroutinefunction, sync_to_async
 from django.conf import settings
-from django.core.handlers.asgi import ASGIHandler
+from django.core import signals
+from django.core.handlers.asgi import ASGIHandler, RequestAborted, get_script_prefix
+from django.core.handlers.base import BaseHandler
+from django.http import FileResponse
+from django.urls import Resolver404, get_resolver, set_script_prefix
 
 from portal import lanes
 
@@ -66,24 +71,25 @@ class PooledThreadsASGIHandler(ASGIHandler):
     """ASGIHandler whose per-request thread comes from a ThreadPool (same isolation: one thread per request).
     Its requests are counted as being served (portal.lanes: waited long-polls' answers give them way).
 
+    A request for a synchronous view is served in one hop to its thread and back: the request signal, the
+    middleware (their synchronous form, as under WSGI), the view and, for a response that is not streamed,
+    its close (the end-of-request signal: database connections go back to the pool before the bytes go out).
+    Django's ASGI path takes three (the start signal, the view, the close), each a wake-up of the thread and
+    then of the event loop, which wait for a CPU on a busy host (issue 13). Asynchronous views (long-polls)
+    take Django's ASGI path.
+
     `middleware`: this handler's chain, instead of settings.MIDDLEWARE (api_middleware() for the API paths)."""
 
     def __init__(self, middleware: list[str] | None = None):
         self.middleware = middleware
         super().__init__()
         self.threads = ThreadPool()
+        self.sync_chain = _SyncChain(middleware)
 
     def load_middleware(self, is_async=False):
-        if self.middleware is None:
-            return super().load_middleware(is_async)
-        # Django's loader reads settings.MIDDLEWARE: it sees this handler's list for the call (at start-up, in
-        # portal.asgi, before any request), then the setting is what it was.
-        full = settings.MIDDLEWARE
-        settings.MIDDLEWARE = list(self.middleware)
-        try:
-            return super().load_middleware(is_async)
-        finally:
-            settings.MIDDLEWARE = full
+        return _with_middleware(
+            self.middleware, lambda: super(PooledThreadsASGIHandler, self).load_middleware(is_async)
+        )
 
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
@@ -94,6 +100,71 @@ class PooledThreadsASGIHandler(ASGIHandler):
                 await self.handle(scope, receive, send)
         finally:
             self.threads.give(executor)
+
+    async def handle(self, scope, receive, send):
+        if _view_is_async(scope):
+            return await super().handle(scope, receive, send)
+        try:
+            body_file = await self.read_body(receive)
+        except RequestAborted:
+            return
+        set_script_prefix(get_script_prefix(scope))
+        try:
+            response = await sync_to_async(self._serve)(scope, body_file)
+            try:
+                await self.send_response(response, send)
+            except asyncio.CancelledError:
+                pass  # the client went away while the response was sent
+            if response.streaming:
+                await sync_to_async(response.close)()
+        finally:
+            body_file.close()
+
+    def _serve(self, scope, body_file):
+        """In the request's thread: what Django's ASGI handler does around a view, and the view."""
+        signals.request_started.send(sender=self.__class__, scope=scope)
+        request, response = self.create_request(scope, body_file)
+        if request is not None:
+            response = self.sync_chain.get_response(request)
+            response._handler_class = self.__class__
+            if isinstance(response, FileResponse):
+                response.block_size = self.chunk_size
+        if not response.streaming:
+            response.close()  # request_finished; the content is already in memory
+        return response
+
+
+class _SyncChain(BaseHandler):
+    """The synchronous middleware chain and view call of a PooledThreadsASGIHandler (as WSGIHandler has)."""
+
+    def __init__(self, middleware: list[str] | None):
+        super().__init__()
+        _with_middleware(middleware, lambda: self.load_middleware(is_async=False))
+
+
+def _with_middleware(middleware: list[str] | None, load):
+    """Call `load` (a handler's load_middleware) with settings.MIDDLEWARE as `middleware` for the call (at
+    start-up, in portal.asgi, before any request), then as it was."""
+    if middleware is None:
+        return load()
+    full = settings.MIDDLEWARE
+    settings.MIDDLEWARE = list(middleware)
+    try:
+        return load()
+    finally:
+        settings.MIDDLEWARE = full
+
+
+def _view_is_async(scope) -> bool:
+    """Whether the view this request's path resolves to is a coroutine function (a 404 is not)."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    try:
+        match = get_resolver().resolve(path)
+    except Resolver404:
+        return False
+    return iscoroutinefunction(match.func)
 
 
 # API paths (API keys, JSON) skip the middleware that serves browser pages (sessions, CSRF, login, messages,
