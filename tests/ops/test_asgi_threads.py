@@ -205,3 +205,14 @@ def test_the_long_poll_views_take_djangos_asgi_path_and_the_submit_one_hop():
     assert not _view_is_async({"path": "/api/v1/transcriptions"}) and not _view_is_async({"path": "/healthz"})
     assert _view_is_async({"path": "/base" + job, "root_path": "/base"})
     assert not _view_is_async({"path": "/no/such/page"})
+
+
+@pytest.mark.django_db
+def test_browser_pages_go_through_the_full_middleware_in_their_one_hop(events):
+    app = PooledThreadsASGIHandler()  # portal.asgi's handler for everything that is not an API path
+    status, headers, _body = _serve(app, "/app/")
+    assert status == 302 and "/accounts/login/" in headers["location"]  # anonymous: AuthenticationMiddleware
+    status, headers, body = _serve(app, "/accounts/login/")
+    assert status == 200 and b"csrfmiddlewaretoken" in body
+    assert "csrftoken=" in headers["set-cookie"] and headers["x-frame-options"] == "DENY"
+    assert events.count("hop _serve") == 2 and events.count("request_finished") == 2
