@@ -155,13 +155,16 @@ def _with_middleware(middleware: list[str] | None, load):
         settings.MIDDLEWARE = full
 
 
+def _path_below_root(scope) -> str:
+    """The request's path without the root path the application is mounted at."""
+    path, root = scope.get("path", ""), scope.get("root_path", "")
+    return path[len(root) :] if root and path.startswith(root) else path
+
+
 def _view_is_async(scope) -> bool:
     """Whether the view this request's path resolves to is a coroutine function (a 404 is not)."""
-    path, root = scope.get("path", ""), scope.get("root_path", "")
-    if root and path.startswith(root):
-        path = path[len(root) :]
     try:
-        match = get_resolver().resolve(path)
+        match = get_resolver().resolve(_path_below_root(scope))
     except Resolver404:
         return False
     return iscoroutinefunction(match.func)
@@ -188,9 +191,7 @@ class PathRouter:
     async def __call__(self, scope, receive, send):
         app = self.default
         if scope["type"] == "http":
-            path, root = scope.get("path", ""), scope.get("root_path", "")
-            if root and path.startswith(root):
-                path = path[len(root) :]
+            path = _path_below_root(scope)
             if path.startswith(self.prefixes):
                 app = self.api
         return await app(scope, receive, send)
