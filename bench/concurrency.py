@@ -6,10 +6,11 @@ Targets: throughput >= 1.0x the peer's with the tiny model and >= 1.5x with the 
 health and status never wait behind the model. Printed with them: the batch sizes the ASR workers reached and
 the CPU per job by part (web, broker, worker, model), with cross-job batching off (before) and on (after), and
 how busy the whole box was; "batching on, ASR_NICE=10, N web" runs the ASR cluster nicer than the web tier and a
-web process per core, as a host that runs both and nothing else would (README: ASR_NICE). Each configuration runs through the Tingxie API (submit, then a long-poll GET: two
-requests per job) and through the OpenAI-compatible endpoint, the same single request the peer answers. Submit
-p95 is printed over all submits and "steady" (without each client's first, which all clients send at once). The
-peer runs before and after our configurations: the ratios are to the mean of its two runs.
+web process per core, as a host that runs both and nothing else would (README: ASR_NICE). Each configuration runs
+through the Tingxie API (submit, then a long-poll GET: two requests per job) and through the OpenAI-compatible
+endpoint, the same single request the peer answers. Submit p95 is printed over all submits and "steady" (without
+each client's first, which all clients send at once). The peer runs before and after our configurations: the
+ratios are to the mean of its two runs.
 
     .venv/bin/python bench/concurrency.py [--models tiny,full] [--clients 20] [--per-client 25] [--full-per-client 5]
 """
@@ -271,8 +272,8 @@ def main() -> None:
                 continue
             database = FreshPostgres() if postgres else None
             try:
-                ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, web_workers, args.clients,
-                                  per_client)  # fmt: skip
+                ours = bench_ours(clip, model, broker, database.url if database else None, asr_env, web_workers,
+                                  args.clients, per_client)  # fmt: skip
             finally:
                 if database:
                     database.drop()
